@@ -1,0 +1,250 @@
+"""Run profiles: typed per-chapter settings for ``quick`` (CPU, minutes) and ``full`` (GPU, paper scale).
+
+Every chapter notebook starts with a papermill ``parameters`` cell holding ``profile = "quick"``, and the
+next cell resolves it::
+
+    cfg = nk.profiles.resolve("03_segmentation", profile, globals())
+
+Any field of the chapter's settings class is a *knob*: define it in the parameters cell, or pass it to a
+rerun (``python -m nucleikit run 3 -p steps=200``), and it overrides that single setting. An unknown profile
+or an unknown knob stops the chapter at once with an error listing the valid names.
+
+The settings classes below are the one place where a chapter's sizes, budgets and paper hyperparameters
+live; notebooks read them, never re-type them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CHAPTERS",
+    "PROFILES",
+    "Chapter",
+    "Settings",
+    "find_chapter",
+    "get",
+    "knob_names",
+    "resolve",
+]
+
+PROFILES: tuple[str, ...] = ("quick", "full")
+
+
+# --------------------------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class Settings:
+    """Settings shared by every chapter.
+
+    Attributes
+    ----------
+    seed : int
+        Seed for every random number generator the chapter creates.
+    num_threads : int
+        Torch / BLAS threads (1 in CI: OpenMP spin-waits when both cores are busy).
+    device : str
+        ``"auto"`` (cuda -> mps -> cpu), ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    """
+
+    seed: int = 0
+    num_threads: int = 1
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class DataSettings(Settings):
+    """Chapter 0: light, stains and data."""
+
+
+@dataclass(frozen=True)
+class StainSettings(Settings):
+    """Chapter 1: colour deconvolution, Macenko and Reinhard."""
+
+
+@dataclass(frozen=True)
+class StainTransferSettings(Settings):
+    """Chapter 2: CNN stain transfer."""
+
+
+@dataclass(frozen=True)
+class SegmentationSettings(Settings):
+    """Chapter 3: segmentation from partial annotations."""
+
+
+@dataclass(frozen=True)
+class KiNetSettings(Settings):
+    """Chapter 7: KiNet."""
+
+
+# ---------------------------------------------------------------------------------------------- chapters
+@dataclass(frozen=True)
+class Chapter:
+    """A chapter of the book: its key, title, settings class and expected run time per profile."""
+
+    number: int
+    name: str
+    title: str
+    settings: type[Settings] = Settings
+    minutes: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """``"03_segmentation"``: the notebook's file stem and the results file's name."""
+        return f"{self.number:02d}_{self.name}"
+
+    @property
+    def notebook(self) -> str:
+        """Path of the chapter notebook, relative to the repository root."""
+        return f"notebooks/{self.key}.ipynb"
+
+    def exists(self, root: Path) -> bool:
+        """Return True when the chapter's notebook is present under ``root``."""
+        return (root / self.notebook).is_file()
+
+
+CHAPTERS: dict[str, Chapter] = {
+    c.key: c
+    for c in (
+        Chapter(0, "data", "Light, stains and data", DataSettings, {"quick": 1.0, "full": 2.0}),
+        Chapter(1, "stain_normalization", "Stain normalization", StainSettings, {"quick": 1.5, "full": 3.0}),
+        Chapter(2, "stain_transfer", "CNN stain transfer", StainTransferSettings, {"quick": 4.0, "full": 60.0}),
+        Chapter(3, "segmentation", "Segmentation from partial annotations", SegmentationSettings,
+                {"quick": 6.0, "full": 120.0}),
+        Chapter(4, "sparse_autoencoder", "Crosswise sparse autoencoder", Settings, {}),
+        Chapter(5, "detection_budget", "Detection on a budget", Settings, {}),
+        Chapter(6, "infogan", "InfoGAN nucleus clustering", Settings, {}),
+        Chapter(7, "kinet", "KiNet: Ki67 detection and classification", KiNetSettings,
+                {"quick": 6.0, "full": 180.0}),
+        Chapter(8, "capstone", "Capstone", Settings, {}),
+    )
+}
+
+# Per-profile values: only the fields that differ from the class defaults (the defaults are ``quick``).
+_PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {},
+    "full": {key: {"num_threads": 0} for key in CHAPTERS},
+}
+
+
+def find_chapter(name: str | int) -> Chapter:
+    """Find a chapter by number (``3``, ``"03"``), name (``"segmentation"``) or key (``"03_segmentation"``).
+
+    Raises
+    ------
+    ValueError
+        When nothing matches; the message lists the chapters.
+    """
+    text = str(name).strip().lower().replace("-", "_")
+    for chapter in CHAPTERS.values():
+        if text.isdigit() and int(text) == chapter.number:
+            return chapter
+        if text in (chapter.key, chapter.name):
+            return chapter
+    valid = ", ".join(f"{c.number:02d} ({c.name})" for c in CHAPTERS.values())
+    raise ValueError(f"unknown chapter {name!r}; valid chapters: {valid}")
+
+
+def _check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    return profile
+
+
+def knob_names(chapter: str | int) -> list[str]:
+    """Return the names of the knobs (settings fields) of a chapter."""
+    return [f.name for f in dataclasses.fields(find_chapter(chapter).settings)]
+
+
+def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
+    """Check ``value`` against the annotated type of field ``name`` (int -> float allowed)."""
+    hint = typing.get_type_hints(cls)[name]
+    origin = typing.get_origin(hint)
+    allowed = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+    for typ in allowed:
+        base = typing.get_origin(typ) or typ
+        if typ is type(None) and value is None:
+            return None
+        if base is bool and isinstance(value, bool):
+            return value
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base is str and isinstance(value, str):
+            return value
+        if base is tuple and isinstance(value, (list, tuple)):
+            return tuple(value)
+    names = " or ".join(getattr(t, "__name__", str(t)) for t in allowed)
+    raise TypeError(f"knob {name!r}: expected {names}, got {type(value).__name__} {value!r}")
+
+
+def get(chapter: str | int, profile: str = "quick", **overrides: Any) -> Settings:
+    """Return a chapter's settings for a profile, with single settings overridden.
+
+    Parameters
+    ----------
+    chapter : str or int
+        Chapter number, name or key.
+    profile : str
+        ``"quick"`` or ``"full"``.
+    **overrides
+        Knobs; ``None`` keeps the profile's value.
+
+    Raises
+    ------
+    ValueError
+        Unknown profile or knob (the message lists the valid names).
+    TypeError
+        A knob of the wrong type.
+    """
+    ch = find_chapter(chapter)
+    _check_profile(profile)
+    fields = {f.name for f in dataclasses.fields(ch.settings)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(map(repr, unknown))} for chapter {ch.key}; "
+            f"valid parameters: profile, {', '.join(sorted(fields))}"
+        )
+    values = dict(_PROFILE_VALUES[profile].get(ch.key, {}))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values = {k: _coerce(ch.settings, k, v) for k, v in values.items() if k in fields}
+    return ch.settings(**values)
+
+
+_NOTEBOOK_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open", "profile"})
+_KNOB_TYPES = (bool, int, float, str, list, tuple, type(None))
+
+
+def resolve(chapter: str | int, profile: str = "quick", namespace: Mapping[str, Any] | None = None) -> Settings:
+    """Resolve a chapter's settings from a notebook's parameters.
+
+    Call it in the cell right after the ``parameters`` cell with ``globals()``: every plain value defined
+    there (or injected by papermill) is a knob; modules, functions and names starting with ``_`` are ignored.
+
+    Parameters
+    ----------
+    chapter : str or int
+        Chapter number, name or key.
+    profile : str
+        ``"quick"`` or ``"full"``.
+    namespace : mapping, optional
+        The notebook's ``globals()``.
+
+    Returns
+    -------
+    Settings
+        The chapter's settings dataclass (frozen).
+    """
+    overrides = {}
+    for name, value in (namespace or {}).items():
+        if name.startswith("_") or name in _NOTEBOOK_NAMES or not isinstance(value, _KNOB_TYPES):
+            continue
+        overrides[name] = value
+    return get(chapter, profile, **overrides)
