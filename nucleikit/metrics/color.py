@@ -1,0 +1,3 @@
+"""color metrics (see nucleikit.metrics)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""detection metrics (see nucleikit.metrics)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""segmentation metrics (see nucleikit.metrics)."""
+
+__all__: list[str] = []
