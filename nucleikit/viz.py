@@ -1,0 +1,156 @@
+"""Plotting only: every function takes ``ax=None`` (a new figure when None) and returns the Axes.
+
+Chapter-specific plots are added in sections below the shared helpers; they call these helpers rather
+than re-implementing image grids, overlays or loss curves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["LiveLoss", "image_grid", "plot_history", "plot_points", "show_image", "show_labels"]
+
+#: Colours used for classes across the book (colour-blind friendly, Okabe-Ito).
+CLASS_COLORS = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
+
+
+def _ax(ax: Any = None, figsize: tuple[float, float] = (4, 4)):
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def show_image(image: np.ndarray, ax: Any = None, title: str | None = None, **kwargs: Any):
+    """Show an image without axes ticks; extra keyword arguments go to ``imshow``."""
+    ax = _ax(ax)
+    ax.imshow(image, **kwargs)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def image_grid(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int | None = None,
+    size: float = 2.6,
+    suptitle: str | None = None,
+    **kwargs: Any,
+):
+    """Show images in a grid and return the array of Axes (shape (nrows, ncols))."""
+    n = len(images)
+    ncols = ncols or min(n, 4)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            show_image(images[i], ax=ax, title=titles[i] if titles else None, **kwargs)
+        else:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return axes
+
+
+def show_labels(image: np.ndarray, labels: np.ndarray, ax: Any = None, title: str | None = None,
+                color: str = "#00FF66", linewidth: float = 0.8):
+    """Show an image with the outlines of a label image's instances."""
+    ax = show_image(image, ax=ax, title=title)
+    labels = np.asarray(labels)
+    if labels.max() > 0:
+        from skimage.segmentation import find_boundaries
+
+        edges = find_boundaries(labels, mode="inner")
+        overlay = np.zeros((*labels.shape, 4), dtype=np.float32)
+        rgb = np.array(plt.matplotlib.colors.to_rgb(color), dtype=np.float32)
+        overlay[edges] = (*rgb, min(1.0, linewidth))
+        ax.imshow(overlay, interpolation="nearest")
+    return ax
+
+
+def plot_points(points_rc: np.ndarray, classes: np.ndarray | None = None, ax: Any = None,
+                class_names: Sequence[str] | None = None, marker: str = "o", size: float = 14,
+                facecolor: str | None = "none", label: str | None = None):
+    """Scatter (row, col) points on an image's Axes, coloured by class."""
+    ax = _ax(ax)
+    pts = np.asarray(points_rc, dtype=float).reshape(-1, 2)
+    if classes is None:
+        ax.scatter(pts[:, 1], pts[:, 0], s=size, marker=marker, edgecolors=CLASS_COLORS[0],
+                   facecolors=facecolor or CLASS_COLORS[0], linewidths=1.0, label=label)
+        return ax
+    classes = np.asarray(classes)
+    for k in np.unique(classes):
+        sel = classes == k
+        col = CLASS_COLORS[int(k) % len(CLASS_COLORS)]
+        name = class_names[int(k)] if class_names is not None else str(k)
+        ax.scatter(pts[sel, 1], pts[sel, 0], s=size, marker=marker, edgecolors=col,
+                   facecolors=facecolor or col, linewidths=1.0, label=name)
+    return ax
+
+
+def plot_history(history: Any, keys: Sequence[str] | None = None, ax: Any = None, logy: bool = True,
+                 title: str | None = None):
+    """Plot logged training curves of a :class:`nucleikit.train.History` (or several, as a dict)."""
+    ax = _ax(ax, figsize=(5, 3))
+    runs = history if isinstance(history, dict) else {"": history}
+    for run_name, hist in runs.items():
+        for key in keys or [k for k in hist.logs if k != "lr"]:
+            label = f"{run_name} {key}".strip()
+            ax.plot(hist.steps, hist.logs[key], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss" if not keys or len(keys) > 1 else keys[0])
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+class LiveLoss:
+    """A live loss plot for :func:`nucleikit.train.fit`'s ``callback``: redraws one figure in place.
+
+    In a notebook the figure updates during training; in an executed notebook (papermill, the book) the
+    last state stays. A run loaded from the checkpoint cache draws its stored curve once.
+
+    Parameters
+    ----------
+    keys : sequence of str, optional
+        Logged values to draw (default: every value except the learning rate).
+    every : int
+        Redraw after this many callbacks.
+    title : str, optional
+        Figure title.
+    """
+
+    def __init__(self, keys: Sequence[str] | None = None, every: int = 5, title: str | None = None) -> None:
+        self.keys, self.every, self.title = keys, every, title
+        self._calls = 0
+        self._handle = None
+
+    def __call__(self, step: int, history: Any) -> None:
+        self._calls += 1
+        done = history.from_cache or (self._calls % self.every == 0)
+        if not done:
+            return
+        self.draw(history)
+
+    def draw(self, history: Any) -> None:
+        """Draw (or redraw) the figure now."""
+        from IPython.display import display
+
+        fig, ax = plt.subplots(figsize=(5, 3))
+        plot_history(history, keys=self.keys, ax=ax, title=self.title)
+        fig.tight_layout()
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        plt.close(fig)
