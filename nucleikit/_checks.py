@@ -79,9 +79,7 @@ def check_rgb(image: Any, name: str = "image", *, min_size: int = 1) -> np.ndarr
     if image.dtype.kind not in "uif" or image.dtype == np.bool_:
         raise TypeError(f"{name}: expected uint8, uint16 or float pixels, got {describe(image)}")
     if image.shape[0] < min_size or image.shape[1] < min_size:
-        raise ValueError(
-            f"{name}: expected at least {min_size}x{min_size} pixels, got {describe(image)}"
-        )
+        raise ValueError(f"{name}: expected at least {min_size}x{min_size} pixels, got {describe(image)}")
     if image.dtype.kind == "f":
         if not np.isfinite(image).all():
             raise ValueError(f"{name}: expected finite pixel values, got NaN or inf in {describe(image)}")

@@ -92,6 +92,8 @@ class Chapter:
     title: str
     settings: type[Settings] = Settings
     minutes: Mapping[str, float] = field(default_factory=dict)
+    requires: tuple[int, ...] = ()
+    paper: str = ""
 
     @property
     def key(self) -> str:
@@ -112,16 +114,54 @@ CHAPTERS: dict[str, Chapter] = {
     c.key: c
     for c in (
         Chapter(0, "data", "Light, stains and data", DataSettings, {"quick": 1.0, "full": 2.0}),
-        Chapter(1, "stain_normalization", "Stain normalization", StainSettings, {"quick": 1.5, "full": 3.0}),
-        Chapter(2, "stain_transfer", "CNN stain transfer", StainTransferSettings, {"quick": 4.0, "full": 60.0}),
-        Chapter(3, "segmentation", "Segmentation from partial annotations", SegmentationSettings,
-                {"quick": 6.0, "full": 120.0}),
-        Chapter(4, "sparse_autoencoder", "Crosswise sparse autoencoder", Settings, {}),
-        Chapter(5, "detection_budget", "Detection on a budget", Settings, {}),
-        Chapter(6, "infogan", "InfoGAN nucleus clustering", Settings, {}),
-        Chapter(7, "kinet", "KiNet: Ki67 detection and classification", KiNetSettings,
-                {"quick": 6.0, "full": 180.0}),
-        Chapter(8, "capstone", "Capstone", Settings, {}),
+        Chapter(
+            1,
+            "stain_normalization",
+            "Stain normalization",
+            StainSettings,
+            {"quick": 1.5, "full": 3.0},
+            requires=(0,),
+            paper="Macenko 2009, Reinhard 2001",
+        ),
+        Chapter(
+            2,
+            "stain_transfer",
+            "CNN stain transfer",
+            StainTransferSettings,
+            {"quick": 4.0, "full": 60.0},
+            requires=(1, 3),
+            paper="yuan2018",
+        ),
+        Chapter(
+            3,
+            "segmentation",
+            "Segmentation from partial annotations",
+            SegmentationSettings,
+            {"quick": 6.0, "full": 120.0},
+            requires=(0, 1),
+            paper="sayin2019",
+        ),
+        Chapter(
+            4,
+            "sparse_autoencoder",
+            "Crosswise sparse autoencoder",
+            Settings,
+            {},
+            requires=(0, 7),
+            paper="hou2019",
+        ),
+        Chapter(5, "detection_budget", "Detection on a budget", Settings, {}, requires=(0, 7)),
+        Chapter(6, "infogan", "InfoGAN nucleus clustering", Settings, {}, requires=(0,), paper="yuan2018"),
+        Chapter(
+            7,
+            "kinet",
+            "KiNet: Ki67 detection and classification",
+            KiNetSettings,
+            {"quick": 6.0, "full": 180.0},
+            requires=(0, 3),
+            paper="xing2019",
+        ),
+        Chapter(8, "capstone", "Capstone", Settings, {}, requires=(2, 4, 5, 6, 7)),
     )
 }
 
@@ -222,7 +262,9 @@ _NOTEBOOK_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open",
 _KNOB_TYPES = (bool, int, float, str, list, tuple, type(None))
 
 
-def resolve(chapter: str | int, profile: str = "quick", namespace: Mapping[str, Any] | None = None) -> Settings:
+def resolve(
+    chapter: str | int, profile: str = "quick", namespace: Mapping[str, Any] | None = None
+) -> Settings:
     """Resolve a chapter's settings from a notebook's parameters.
 
     Call it in the cell right after the ``parameters`` cell with ``globals()``: every plain value defined

@@ -7,7 +7,8 @@ A chapter records its measured metrics once, at the end of its evaluation::
     rep.show()   # rounded table, printed under ``# NBVAL_CHECK_OUTPUT``
     rep.save()   # -> <results dir>/07_kinet.json
 
-The results folder is ``$NUCLEIKIT_RESULTS``, else ``<checkout>/_build/results`` (see :mod:`nucleikit._paths`).
+The results folder is ``$NUCLEIKIT_RESULTS``, else ``<checkout>/_build/results``
+(see :mod:`nucleikit._paths`).
 ``python -m nucleikit run`` points it at ``<out>/results`` and gathers every chapter's file into a summary
 table (markdown + CSV) with :func:`summarize`.
 """
@@ -122,8 +123,10 @@ class Report:
         """Return the rows as a pandas DataFrame (columns experiment, metric, ours, paper, note)."""
         import pandas as pd
 
-        df = pd.DataFrame([dataclasses.asdict(r) for r in self.rows],
-                          columns=["experiment", "metric", "ours", "paper", "paper_ref", "note"])
+        df = pd.DataFrame(
+            [dataclasses.asdict(r) for r in self.rows],
+            columns=["experiment", "metric", "ours", "paper", "paper_ref", "note"],
+        )
         if decimals is not None:
             df[["ours", "paper"]] = df[["ours", "paper"]].astype(float).round(decimals)
         return df
@@ -169,10 +172,10 @@ def format_rows(rows: list[Row], decimals: int = 3) -> str:
     """Format rows as an aligned text table with the paper's value beside ours."""
     header = ("experiment", "metric", "ours", "paper")
     body = [(r.experiment, r.metric, _fmt(r.ours, decimals), _fmt(r.paper, decimals)) for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(header, *body)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=False)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=False))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in body]
     return "\n".join(lines)
 
 
@@ -192,13 +195,16 @@ def summarize(folder: str | Path | None = None, chapters: list[str] | None = Non
         if chapters is not None and path.stem not in chapters:
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
-        df = pd.DataFrame(data["rows"], columns=["experiment", "metric", "ours", "paper", "paper_ref", "note"])
+        df = pd.DataFrame(
+            data["rows"], columns=["experiment", "metric", "ours", "paper", "paper_ref", "note"]
+        )
         df.insert(0, "profile", data.get("profile", ""))
         df.insert(0, "chapter", data.get("chapter", path.stem))
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=["chapter", "profile", "experiment", "metric", "ours", "paper",
-                                     "paper_ref", "note"])
+        return pd.DataFrame(
+            columns=["chapter", "profile", "experiment", "metric", "ours", "paper", "paper_ref", "note"]
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -213,7 +219,9 @@ def write_summary(df, out: str | Path, decimals: int = 3) -> tuple[Path, Path]:
         parts.append("\n| experiment | metric | ours | paper | paper source |\n|---|---|---|---|---|\n")
         for r in group.itertuples():
             paper = None if r.paper is None or r.paper != r.paper else r.paper
-            parts.append(f"| {r.experiment} | {r.metric} | {_fmt(r.ours, decimals)} | "
-                         f"{_fmt(paper, decimals)} | {r.paper_ref} |\n")
+            parts.append(
+                f"| {r.experiment} | {r.metric} | {_fmt(r.ours, decimals)} | "
+                f"{_fmt(paper, decimals)} | {r.paper_ref} |\n"
+            )
     write_text_atomic(md_path, "".join(parts))
     return md_path, csv_path

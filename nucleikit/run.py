@@ -32,15 +32,26 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
 from ._paths import build_dir, project_root
 from .profiles import CHAPTERS, PROFILES, Chapter, find_chapter, get, knob_names
 from .report import summarize, write_summary, write_text_atomic
 
 __all__ = ["ChapterRun", "main", "parse_knobs", "run_chapters"]
 
-_PACKAGES = ("nucleikit", "numpy", "scipy", "scikit-image", "scikit-learn", "torch", "matplotlib", "papermill",
-             "nbval", "jupyter-book", "pandas", "ipywidgets")
+_PACKAGES = (
+    "nucleikit",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "scikit-learn",
+    "torch",
+    "matplotlib",
+    "papermill",
+    "nbval",
+    "jupyter-book",
+    "pandas",
+    "ipywidgets",
+)
 
 
 @dataclass
@@ -96,7 +107,9 @@ def parse_knobs(items: list[str], chapters: list[Chapter], profile: str) -> dict
         if not takers:
             valid = sorted({k for c in targets for k in knob_names(c.key)})
             where = ", ".join(c.key for c in targets)
-            raise ValueError(f"unknown parameter {name!r} for {where}; valid parameters: profile, {', '.join(valid)}")
+            raise ValueError(
+                f"unknown parameter {name!r} for {where}; valid parameters: profile, {', '.join(valid)}"
+            )
         for c in takers:
             per_chapter[c.key][name] = parsed
     for c in chapters:  # type check now, before any kernel starts
@@ -108,10 +121,18 @@ def _git_commit(root: Path | None) -> tuple[str, bool]:
     if root is None or shutil.which("git") is None:
         return "unknown", False
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         return commit, dirty
     except (subprocess.CalledProcessError, OSError):
         return "unknown", False
@@ -128,8 +149,11 @@ def _versions() -> dict[str, str]:
 
 
 def _device_info() -> dict[str, Any]:
-    info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                            "cpu_count": os.cpu_count()}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
     try:
         import torch
 
@@ -155,15 +179,21 @@ def _failure(path: Path) -> tuple[int | None, str]:
         nb = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None, "the executed notebook could not be read"
-    code_cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"
-                  and "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    code_cells = [
+        c
+        for c in nb.get("cells", [])
+        if c.get("cell_type") == "code"
+        and "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])
+    ]
     for number, cell in enumerate(code_cells, start=1):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 src = "".join(cell.get("source", "")).strip().splitlines()
                 first = next((line for line in src if line.strip() and not line.startswith("#")), "")
-                return number, (f"In [{cell.get('execution_count')}] `{first[:80]}`: "
-                                f"{out.get('ename')}: {out.get('evalue', '')[:300]}")
+                return number, (
+                    f"In [{cell.get('execution_count')}] `{first[:80]}`: "
+                    f"{out.get('ename')}: {out.get('evalue', '')[:300]}"
+                )
     return None, "no error output found (kernel died or timed out?)"
 
 
@@ -174,14 +204,30 @@ def _start(run: ChapterRun, root: Path, out: Path, env: dict[str, str], cell_tim
     params_file = out / "logs" / f"{run.key}.params.json"
     params_file.parent.mkdir(parents=True, exist_ok=True)
     params_file.write_text(json.dumps(run.parameters), encoding="utf-8")
-    cmd = [sys.executable, "-m", "papermill", str(root / run.notebook), str(executed), "-k", "python3",
-           "--cwd", str(root / "notebooks"), "--no-progress-bar", "-f", str(params_file)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "papermill",
+        str(root / run.notebook),
+        str(executed),
+        "-k",
+        "python3",
+        "--cwd",
+        str(root / "notebooks"),
+        "--no-progress-bar",
+        "-f",
+        str(params_file),
+    ]
     if cell_timeout:
         cmd += ["--execution-timeout", str(cell_timeout)]
     log_path = out / "logs" / f"{run.key}.log"
     run.log = str(log_path)
     log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the process ends
-    run._proc = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root), log, executed)
+    run._proc = (
+        subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root),
+        log,
+        executed,
+    )
     run._start = time.perf_counter()
     run.status = "running"
 
@@ -201,7 +247,9 @@ def _reap(run: ChapterRun) -> bool:
         run.status = "ok"
     else:
         run.status = "failed"
-        run.failed_cell, run.error = _failure(executed) if executed.is_file() else (None, "no notebook written")
+        run.failed_cell, run.error = (
+            _failure(executed) if executed.is_file() else (None, "no notebook written")
+        )
     run._proc = None
     return True
 
@@ -215,14 +263,20 @@ def run_chapters(
     jobs: int = 1,
     cell_timeout: int | None = None,
     progress: bool = True,
+    root: Path | None = None,
 ) -> list[ChapterRun]:
-    """Execute chapters with papermill, ``jobs`` at a time; write manifest and summary into ``out``."""
+    """Execute chapters with papermill, ``jobs`` at a time; write manifest and summary into ``out``.
+
+    ``root`` is the checkout holding ``notebooks/`` (default: the one this package lives in).
+    """
     from tqdm.auto import tqdm
 
-    root = project_root()
+    root = root or project_root()
     if root is None:
-        raise RuntimeError("the chapter notebooks ship with the source checkout: "
-                           "git clone the nucleikit repository and run from there")
+        raise RuntimeError(
+            "the chapter notebooks ship with the source checkout: "
+            "git clone the nucleikit repository and run from there"
+        )
     missing = [c.key for c in chapters if not c.exists(root)]
     if missing:
         raise ValueError(f"chapter(s) {', '.join(missing)} are not written yet (no notebook in notebooks/)")
@@ -250,8 +304,15 @@ def run_chapters(
             run = pending.pop(0)
             _start(run, root, out, env, cell_timeout)
             active.append(run)
-            bars[run.key] = tqdm(total=n_cells[run.key], desc=f"{run.key:<28}", unit="cell", position=position,
-                                 disable=not progress, leave=True, dynamic_ncols=True)
+            bars[run.key] = tqdm(
+                total=n_cells[run.key],
+                desc=f"{run.key:<28}",
+                unit="cell",
+                position=position,
+                disable=not progress,
+                leave=True,
+                dynamic_ncols=True,
+            )
             position += 1
         time.sleep(0.5)
         for run in list(active):
@@ -264,6 +325,9 @@ def run_chapters(
                 active.remove(run)
                 bar.set_postfix_str(f"{run.status} in {run.wall_time_s:.0f} s, peak {run.peak_rss_mb:.0f} MB")
                 bar.close()
+                if not progress:
+                    line = f"{run.key:<28} {run.status:<7} {run.wall_time_s:7.1f} s"
+                    print(f"{line}  peak {run.peak_rss_mb:6.0f} MB", flush=True)
                 if run.status == "failed":
                     tqdm.write(f"FAILED {run.key}: cell {run.failed_cell} {run.error}", file=sys.stderr)
     total = time.perf_counter() - started
@@ -289,7 +353,9 @@ def run_chapters(
 
 
 def _list_chapters(root: Path | None) -> str:
-    lines = [f"{'chapter':<26} {'status':<12} " + " ".join(f"{p + ' (min)':>12}" for p in PROFILES) + "  knobs"]
+    lines = [
+        f"{'chapter':<26} {'status':<12} " + " ".join(f"{p + ' (min)':>12}" for p in PROFILES) + "  knobs"
+    ]
     for c in CHAPTERS.values():
         status = "ready" if root is not None and c.exists(root) else "not written"
         times = " ".join(f"{c.minutes.get(p, float('nan')):>12.1f}" for p in PROFILES)
@@ -302,12 +368,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m nucleikit run",
         description="Execute chapter notebooks with papermill and collect their results.",
-        epilog="Examples: run --profile quick | run 3 kinet --profile full -p seed=1 | run 07 -p 07.steps=100",
+        epilog="Examples: run --profile quick | run 3 kinet --profile full -p seed=1 | run 7 -p 07.seed=2",
     )
     p.add_argument("chapters", nargs="*", help="chapter numbers or names (default: every written chapter)")
     p.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default quick)")
-    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting (repeatable); CHAPTER.KEY=VALUE targets one chapter")
+    p.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting (repeatable); CHAPTER.KEY=VALUE targets one chapter",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default _build/runs/<profile>)")
     p.add_argument("--jobs", type=int, default=1, help="chapters run at the same time (default 1)")
     p.add_argument("--cell-timeout", type=int, default=None, help="seconds allowed per cell")
@@ -316,10 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, root: Path | None = None) -> int:
     """Entry point of ``python -m nucleikit run``; returns the exit code."""
     args = build_parser().parse_args(argv)
-    root = project_root()
+    root = root or project_root()
     if args.list:
         print(_list_chapters(root))
         return 0
@@ -327,13 +399,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile not in PROFILES:
             raise ValueError(f"unknown profile {args.profile!r}; valid profiles: {', '.join(PROFILES)}")
         if args.chapters:
-            chapters = list(dict.fromkeys(find_chapter(c) for c in args.chapters))
+            chapters = list({ch.key: ch for ch in map(find_chapter, args.chapters)}.values())
         else:
             chapters = [c for c in CHAPTERS.values() if root is not None and c.exists(root)]
         knobs = parse_knobs(args.param, chapters, args.profile)
         out = args.out or build_dir() / "runs" / args.profile
-        runs = run_chapters(chapters, args.profile, knobs, out, jobs=args.jobs, cell_timeout=args.cell_timeout,
-                            progress=not args.no_progress)
+        progress = not args.no_progress and sys.stderr.isatty()
+        runs = run_chapters(
+            chapters,
+            args.profile,
+            knobs,
+            out,
+            jobs=args.jobs,
+            cell_timeout=args.cell_timeout,
+            progress=progress,
+            root=root,
+        )
     except (ValueError, TypeError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -344,8 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  summary: {out / 'summary.md'}")
     if failed:
         for r in failed:
-            print(f"error: chapter {r.key} failed at code cell {r.failed_cell}: {r.error} (log: {r.log})",
-                  file=sys.stderr)
+            print(
+                f"error: chapter {r.key} failed at code cell {r.failed_cell}: {r.error} (log: {r.log})",
+                file=sys.stderr,
+            )
         return 1
     return 0
-

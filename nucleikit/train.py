@@ -144,11 +144,17 @@ def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     if config.optimizer in ("sgd", "nesterov"):
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               nesterov=config.optimizer == "nesterov", weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.optimizer == "nesterov",
+            weight_decay=config.weight_decay,
+        )
     if config.optimizer == "adadelta":
-        return torch.optim.Adadelta(params, lr=config.lr, rho=config.momentum, eps=1e-6,
-                                    weight_decay=config.weight_decay)
+        return torch.optim.Adadelta(
+            params, lr=config.lr, rho=config.momentum, eps=1e-6, weight_decay=config.weight_decay
+        )
     raise ValueError(f"optimizer: expected 'adam', 'sgd', 'nesterov' or 'adadelta', got {config.optimizer!r}")
 
 
@@ -168,12 +174,21 @@ def code_hash() -> str:
     return _CODE_HASH
 
 
-def _cache_key(name: str, model: torch.nn.Module, config: TrainConfig, data_key: str,
-               device: torch.device) -> str:
+def _cache_key(
+    name: str, model: torch.nn.Module, config: TrainConfig, data_key: str, device: torch.device
+) -> str:
     payload = json.dumps(
-        {"name": name, "config": dataclasses.asdict(config), "model": repr(model), "data": data_key,
-         "device": device.type, "code": code_hash(), "torch": torch.__version__.split("+")[0]},
-        sort_keys=True, default=str,
+        {
+            "name": name,
+            "config": dataclasses.asdict(config),
+            "model": repr(model),
+            "data": data_key,
+            "device": device.type,
+            "code": code_hash(),
+            "torch": torch.__version__.split("+")[0],
+        },
+        sort_keys=True,
+        default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -295,6 +310,14 @@ def fit(
     hist.wall_time_s = time.perf_counter() - start
     model.eval()
     if cache:
-        _save_atomic({"model": model.state_dict(), "history": dataclasses.asdict(hist),
-                      "config": dataclasses.asdict(config), "name": name, "data_key": data_key}, path)
+        _save_atomic(
+            {
+                "model": model.state_dict(),
+                "history": dataclasses.asdict(hist),
+                "config": dataclasses.asdict(config),
+                "name": name,
+                "data_key": data_key,
+            },
+            path,
+        )
     return hist

@@ -59,8 +59,14 @@ def image_grid(
     return axes
 
 
-def show_labels(image: np.ndarray, labels: np.ndarray, ax: Any = None, title: str | None = None,
-                color: str = "#00FF66", linewidth: float = 0.8):
+def show_labels(
+    image: np.ndarray,
+    labels: np.ndarray,
+    ax: Any = None,
+    title: str | None = None,
+    color: str = "#00FF66",
+    linewidth: float = 0.8,
+):
     """Show an image with the outlines of a label image's instances."""
     ax = show_image(image, ax=ax, title=title)
     labels = np.asarray(labels)
@@ -75,28 +81,56 @@ def show_labels(image: np.ndarray, labels: np.ndarray, ax: Any = None, title: st
     return ax
 
 
-def plot_points(points_rc: np.ndarray, classes: np.ndarray | None = None, ax: Any = None,
-                class_names: Sequence[str] | None = None, marker: str = "o", size: float = 14,
-                facecolor: str | None = "none", label: str | None = None):
+def plot_points(
+    points_rc: np.ndarray,
+    classes: np.ndarray | None = None,
+    ax: Any = None,
+    class_names: Sequence[str] | None = None,
+    marker: str = "o",
+    size: float = 14,
+    facecolor: str | None = "none",
+    label: str | None = None,
+):
     """Scatter (row, col) points on an image's Axes, coloured by class."""
     ax = _ax(ax)
     pts = np.asarray(points_rc, dtype=float).reshape(-1, 2)
     if classes is None:
-        ax.scatter(pts[:, 1], pts[:, 0], s=size, marker=marker, edgecolors=CLASS_COLORS[0],
-                   facecolors=facecolor or CLASS_COLORS[0], linewidths=1.0, label=label)
+        ax.scatter(
+            pts[:, 1],
+            pts[:, 0],
+            s=size,
+            marker=marker,
+            edgecolors=CLASS_COLORS[0],
+            facecolors=facecolor or CLASS_COLORS[0],
+            linewidths=1.0,
+            label=label,
+        )
         return ax
     classes = np.asarray(classes)
     for k in np.unique(classes):
         sel = classes == k
         col = CLASS_COLORS[int(k) % len(CLASS_COLORS)]
         name = class_names[int(k)] if class_names is not None else str(k)
-        ax.scatter(pts[sel, 1], pts[sel, 0], s=size, marker=marker, edgecolors=col,
-                   facecolors=facecolor or col, linewidths=1.0, label=name)
+        ax.scatter(
+            pts[sel, 1],
+            pts[sel, 0],
+            s=size,
+            marker=marker,
+            edgecolors=col,
+            facecolors=facecolor or col,
+            linewidths=1.0,
+            label=name,
+        )
     return ax
 
 
-def plot_history(history: Any, keys: Sequence[str] | None = None, ax: Any = None, logy: bool = True,
-                 title: str | None = None):
+def plot_history(
+    history: Any,
+    keys: Sequence[str] | None = None,
+    ax: Any = None,
+    logy: bool = True,
+    title: str | None = None,
+):
     """Plot logged training curves of a :class:`nucleikit.train.History` (or several, as a dict)."""
     ax = _ax(ax, figsize=(5, 3))
     runs = history if isinstance(history, dict) else {"": history}
@@ -136,6 +170,7 @@ class LiveLoss:
         self._handle = None
 
     def __call__(self, step: int, history: Any) -> None:
+        """Redraw every ``every`` calls (at once for a run loaded from the cache)."""
         self._calls += 1
         done = history.from_cache or (self._calls % self.every == 0)
         if not done:
