@@ -19,7 +19,11 @@ STAMP := $(VENV)/.installed
 T0 = start=$$(date +%s)
 T1 = echo "[stage] $@: $$(( $$(date +%s) - start )) s"
 
-.PHONY: venv vendor-js samples figures notebooks book-only book lint unit nbval test clean
+SOURCES := $(shell find nucleikit -name '*.py') $(wildcard notebooks/*.ipynb) pyproject.toml
+BOOK_SOURCES := $(wildcard book/*.md book/*.bib book/images/*) _toc.yml _config.yml
+
+.PHONY: venv vendor-js samples figures notebooks book lint unit nbval test clean
+.DELETE_ON_ERROR:
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@$(T0); \
@@ -51,18 +55,23 @@ samples: venv
 figures: venv
 	@$(T0); $(PY) book/chapter_map.py >/dev/null; $(T1)
 
-notebooks: venv samples
-	@$(T0); $(PY) -m nucleikit run --profile quick --jobs $(JOBS) --out $(RUN); $(T1)
+# Every chapter, executed by papermill in the quick profile (reruns only when code or notebooks change).
+$(RUN)/manifest.json: $(SOURCES) | venv samples
+	@$(T0); $(PY) -m nucleikit run --profile quick --jobs $(JOBS) --out $(RUN); \
+	echo "[stage] notebooks: $$(( $$(date +%s) - start )) s"
 
-book-only: venv vendor-js
+notebooks: $(RUN)/manifest.json
+
+# The book, built from the executed notebooks with execution off (no third run).
+_build/html/index.html: $(RUN)/manifest.json $(BOOK_SOURCES) _vendor/offline/.done
 	@$(T0); \
 	$(PY) book/stage.py $(EXEC) _build/stage >/dev/null; \
 	$(VENV)/bin/jupyter-book build _build/stage --path-output . -W --keep-going -q; \
-	! grep -rlE '<script[^>]+src="https?://' _build/html --include='*.html' || { echo "error: a page loads a script from the network"; exit 1; }; \
-	echo "book: $$(pwd)/_build/html/index.html"; $(T1)
+	! grep -rlE '<script[^>]+src="https?://' _build/html --include='*.html' \
+	  || { echo "error: a page loads a script from the network"; exit 1; }; \
+	echo "book: $$(pwd)/_build/html/index.html"; echo "[stage] book: $$(( $$(date +%s) - start )) s"
 
-book: notebooks
-	@$(MAKE) --no-print-directory book-only
+book: _build/html/index.html
 
 lint: venv
 	@$(T0); $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . ; $(T1)
