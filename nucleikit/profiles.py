@@ -64,7 +64,30 @@ class DataSettings(Settings):
 
 @dataclass(frozen=True)
 class StainSettings(Settings):
-    """Chapter 1: colour deconvolution, Macenko and Reinhard."""
+    """Chapter 1: colour deconvolution, Macenko and Reinhard.
+
+    Attributes
+    ----------
+    tile : int
+        Side of the synthetic H&E tiles in pixels (full: 1024).
+    n_tiles : int
+        Synthetic tiles per stain style ("lab") in the metrics table (full: 8).
+    io : float
+        Macenko's glass intensity on the 0..255 scale (paper: 240).
+    alpha : float
+        Macenko's angle percentiles, in percent (paper: 1).
+    beta : float
+        Macenko's tissue OD threshold (paper: 0.15).
+    percentile : float
+        Concentration percentile matched to the target (paper: 99).
+    """
+
+    tile: int = 384
+    n_tiles: int = 2
+    io: float = 240.0
+    alpha: float = 1.0
+    beta: float = 0.15
+    percentile: float = 99.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +193,7 @@ _PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {},
     "full": {key: {"num_threads": 0} for key in CHAPTERS},
 }
+_PROFILE_VALUES["full"]["01_stain_normalization"].update(tile=1024, n_tiles=8)
 
 
 def find_chapter(name: str | int) -> Chapter:
