@@ -1,0 +1,82 @@
+"""Smooth random fields and fast resampling used to lay out tissue (private)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+
+def interp_matrix(n_out: int, n_in: int, cell: float, offset: float = 1.0) -> np.ndarray:
+    """Return a linear-interpolation matrix (n_out, n_in): pixel y samples node ``y / cell + offset``."""
+    x = np.clip(np.arange(n_out, dtype=np.float64) / cell + offset, 0, n_in - 1.000001)
+    i0 = np.floor(x).astype(np.int64)
+    w = x - i0
+    m = np.zeros((n_out, n_in), dtype=np.float32)
+    rows = np.arange(n_out)
+    m[rows, i0] = 1 - w
+    m[rows, i0 + 1] += w
+    return m
+
+
+class CoarseGrid:
+    """A coarse grid covering a tile with one node every ``cell`` pixels (plus a margin of one node)."""
+
+    def __init__(self, shape: tuple[int, int], cell: float) -> None:
+        self.shape = shape
+        self.cell = float(cell)
+        self.hc = int(np.ceil(shape[0] / cell)) + 3
+        self.wc = int(np.ceil(shape[1] / cell)) + 3
+        self._my = interp_matrix(shape[0], self.hc, cell)
+        self._mx = interp_matrix(shape[1], self.wc, cell)
+
+    def noise(self, sigma_cells: float, rng: np.random.Generator) -> np.ndarray:
+        """Gaussian-smoothed white noise on the grid, normalised to mean 0 and standard deviation 1."""
+        pad = int(np.ceil(2 * sigma_cells))
+        raw = rng.standard_normal((self.hc + 2 * pad, self.wc + 2 * pad))
+        f = ndi.gaussian_filter(raw, sigma_cells, mode="wrap")[pad : pad + self.hc, pad : pad + self.wc]
+        return ((f - f.mean()) / (f.std() + 1e-12)).astype(np.float32)
+
+    def upsample(self, coarse: np.ndarray) -> np.ndarray:
+        """Bilinear upsampling of a grid field to the tile's (H, W)."""
+        return (self._my @ coarse.astype(np.float32)) @ self._mx.T
+
+    def sample(self, coarse: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Bilinear value of a grid field at pixel positions (rows, cols)."""
+        y = np.clip(np.asarray(rows, float) / self.cell + 1, 0, self.hc - 1.000001)
+        x = np.clip(np.asarray(cols, float) / self.cell + 1, 0, self.wc - 1.000001)
+        y0, x0 = np.floor(y).astype(int), np.floor(x).astype(int)
+        wy, wx = y - y0, x - x0
+        c = coarse
+        return (1 - wy) * ((1 - wx) * c[y0, x0] + wx * c[y0, x0 + 1]) + wy * (
+            (1 - wx) * c[y0 + 1, x0] + wx * c[y0 + 1, x0 + 1]
+        )
+
+
+def up2(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Cheap x2 bilinear-like upsampling of a 2-D array, cropped to ``shape``."""
+    h, w = a.shape
+    out = np.empty((2 * h, w), dtype=a.dtype)
+    out[0::2] = a
+    out[1:-1:2] = 0.5 * (a[:-1] + a[1:])
+    out[-1] = a[-1]
+    out2 = np.empty((2 * h, 2 * w), dtype=a.dtype)
+    out2[:, 0::2] = out
+    out2[:, 1:-1:2] = 0.5 * (out[:, :-1] + out[:, 1:])
+    out2[:, -1] = out[:, -1]
+    return out2[: shape[0], : shape[1]]
+
+
+def blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of a 2-D float array with a short kernel (reflecting edges)."""
+    if sigma <= 0.05:
+        return a
+    radius = max(1, int(np.ceil(2.5 * sigma)))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k = (k / k.sum()).astype(a.dtype)
+    return ndi.correlate1d(ndi.correlate1d(a, k, axis=0, mode="reflect"), k, axis=1, mode="reflect")
+
+
+def soft_step(x: np.ndarray, width: float) -> np.ndarray:
+    """Smooth step from 0 to 1 around x = 0 (logistic with the given width), float32."""
+    return (0.5 + 0.5 * np.tanh(x * np.float32(1.0 / max(width, 1e-6)))).astype(np.float32, copy=False)
