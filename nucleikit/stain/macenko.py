@@ -136,15 +136,26 @@ def _check_params(io: Any, alpha: Any, beta: Any, percentile: Any, max_od: Any) 
     return io, alpha, beta, percentile, max_od
 
 
-def _sample(image: np.ndarray, max_pixels: int | None) -> np.ndarray:
-    """Return a regular grid subsample ``image[::k, ::k]`` with at most ``max_pixels`` pixels (a view)."""
-    h, w = image.shape[:2]
+def _grid_step(h: int, w: int, max_pixels: int | None) -> int:
+    """Return the smallest step ``k`` such that ``image[::k, ::k]`` has at most ``max_pixels`` pixels."""
     if max_pixels is None or h * w <= max_pixels:
-        return image
+        return 1
     k = math.ceil(math.sqrt(h * w / max_pixels))
     while math.ceil(h / k) * math.ceil(w / k) > max_pixels:
         k += 1
-    return image[::k, ::k]
+    return k
+
+
+def _sample(image: Any, max_pixels: int | None) -> Any:
+    """Return a regular grid subsample ``image[::k, ::k]`` with at most ``max_pixels`` pixels (a view)."""
+    k = _grid_step(int(image.shape[0]), int(image.shape[1]), max_pixels)
+    return image if k == 1 else image[::k, ::k]
+
+
+def _sample_chw(image: Any, max_pixels: int | None) -> Any:
+    """:func:`_sample` for a channels-first ``(3, H, W)`` image (the same pixels)."""
+    k = _grid_step(int(image.shape[1]), int(image.shape[2]), max_pixels)
+    return image if k == 1 else image[:, ::k, ::k]
 
 
 def _to_od(pixels: np.ndarray, io: float) -> np.ndarray:
@@ -592,7 +603,7 @@ class MacenkoNormalizer:
                 if fb is None:
                     raise
                 if fb == "passthrough":
-                    result = np.array(image, copy=True) if out is None else _copy_into(image, out)
+                    result = _passthrough(image) if out is None else _copy_into(image, out)
                     return (result, TransformInfo("passthrough", str(exc), None)) if return_info else result
                 source = target
                 info = TransformInfo("reference", str(exc), target)
@@ -661,10 +672,16 @@ def _check_fallback(fallback: Any) -> None:
         raise ValueError(f"fallback: expected None, 'passthrough' or 'reference', got {fallback!r}")
 
 
+def _passthrough(image: np.ndarray) -> np.ndarray:
+    """Return a copy of the input in the output dtype family (float images become float32)."""
+    return image.astype(np.float32) if image.dtype.kind == "f" else np.array(image, copy=True)
+
+
 def _copy_into(image: np.ndarray, out: np.ndarray) -> np.ndarray:
-    if out.shape != image.shape or out.dtype != image.dtype:
-        raise ValueError(f"out: expected shape {image.shape} and dtype {image.dtype}, got {describe(out)}")
-    out[...] = image
+    res = _passthrough(image)
+    if out.shape != res.shape or out.dtype != res.dtype:
+        raise ValueError(f"out: expected shape {res.shape} and dtype {res.dtype}, got {describe(out)}")
+    out[...] = res
     return out
 
 

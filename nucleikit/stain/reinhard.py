@@ -15,7 +15,14 @@ import numpy as np
 
 from .._checks import check_positive, check_rgb, describe
 from ._core import intensity_scale, od_lut
-from .macenko import Fallback, StainEstimationError, TransformInfo, _check_fallback, _read_state
+from .macenko import (
+    Fallback,
+    StainEstimationError,
+    TransformInfo,
+    _check_fallback,
+    _passthrough,
+    _read_state,
+)
 
 __all__ = ["ReinhardNormalizer", "lab_to_rgb", "rgb_to_lab"]
 
@@ -258,7 +265,7 @@ class ReinhardNormalizer:
             if fb is None:
                 raise
             if fb == "passthrough":
-                res = np.array(image, copy=True)
+                res = _passthrough(image)
                 return (res, TransformInfo("passthrough", str(exc))) if return_info else res
             mu_s, sd_s = mu_t, sd_t
             info = TransformInfo("reference", str(exc))
