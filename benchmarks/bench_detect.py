@@ -93,7 +93,7 @@ def bench_matching(args, rng):
         assert abs(total - m.distances.sum()) <= 1e-6 * max(total, 1.0), "total distance differs"
         print(
             f"{n:>8} {len(pred):>7} {sizes.max():>12} {m.tp:>6} {t_nk:>9.4f} {t_dense:>10.3f} "
-            f"{t_dense / t_nk:>9.0f}x"
+            f"{t_dense / t_nk:>9.1f}x"
         )
     # a crowded scene where the candidate graph percolates into one giant component
     true = rng.uniform(0, 1000, (10000, 2))
