@@ -129,7 +129,7 @@ def lab_to_rgb(lab: Any) -> np.ndarray:
     return _rgb_from_lab(lab.reshape(-1, 3).astype(np.float32)).reshape(h, w, 3)
 
 
-def _tissue_fraction(image: np.ndarray, beta: float, io: float = 240.0, max_pixels: int = 2**20) -> float:
+def _tissue_fraction(image: np.ndarray, beta: float, io: float = 240.0, max_pixels: int = 2**16) -> float:
     from .macenko import _sample
 
     sample = _sample(image, max_pixels).reshape(-1, 3)
@@ -142,7 +142,7 @@ def _tissue_fraction(image: np.ndarray, beta: float, io: float = 240.0, max_pixe
     return float(np.count_nonzero(lo >= beta)) / max(lo.shape[0], 1)
 
 
-def lab_stats(image: np.ndarray, max_pixels: int | None = 2**20) -> tuple[np.ndarray, np.ndarray]:
+def lab_stats(image: np.ndarray, max_pixels: int | None = 2**16) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel Lab mean and standard deviation of a validated image (grid subsample)."""
     from .macenko import _sample
 
@@ -183,7 +183,7 @@ class ReinhardNormalizer:
         *,
         min_tissue_fraction: float = 0.05,
         beta: float = 0.15,
-        max_pixels: int | None = 2**20,
+        max_pixels: int | None = 2**16,
         fallback: Fallback | None = None,
     ) -> None:
         self.min_tissue_fraction = float(

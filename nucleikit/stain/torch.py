@@ -3,7 +3,7 @@
 Images are ``(B, 3, H, W)`` (or one ``(3, H, W)`` image) tensors: uint8, uint16, or float in [0, 1].
 Results stay on the input's device and match the NumPy functions: the per-pixel work (OD, unmixing, the
 normalization map, Lab conversions) runs in torch; the stain *estimation* of each image runs on its grid
-subsample (at most ``max_pixels`` pixels, 1 M by default) through the NumPy code, so fitted stain vectors
+subsample (at most ``max_pixels`` pixels, 65,536 by default) through the NumPy code, so fitted stain vectors
 are bit-identical between the twins and only the per-pixel float arithmetic can differ, by at most one grey
 level after rounding.
 
@@ -241,7 +241,7 @@ def estimate_stains(image: torch.Tensor, **kwargs: Any) -> list[StainEstimate]:
         For the first image whose stains cannot be estimated.
     """
     x, _ = check_batch(image)
-    max_pixels = kwargs.get("max_pixels", 2**20)
+    max_pixels = kwargs.get("max_pixels", 2**16)
     return [
         macenko.estimate_stains(_to_numpy_hwc(macenko._sample_chw(img, max_pixels)), **kwargs) for img in x
     ]
