@@ -32,6 +32,7 @@ import platform
 import subprocess
 import sys
 import time
+from importlib import metadata
 
 import numpy as np
 
@@ -300,7 +301,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     import torch
-    import torchstain
 
     _, origin = base_image()
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         f"stain normalization benchmark: {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, "
         f"OMP_NUM_THREADS={threads}, numpy {np.__version__}, torch {torch.__version__}, torchstain "
-        f"{getattr(torchstain, '__version__', '?')}"
+        f"{metadata.version('torchstain')}"
     )
     print(f"image: {origin}; Io={IO:g}, alpha={ALPHA:g}, beta={BETA:g}, 99th percentile for everyone")
     libs = ["nk", "nk-torch", "ts-numpy", "ts-torch", "nk-reinhard", "ts-reinhard"]

@@ -505,6 +505,12 @@ class MacenkoNormalizer:
     tissue_rule : {"every", "norm"}
         Tissue mask: OD >= ``beta`` in every channel (paper) or OD vector length >= ``beta`` (keeps pale
         eosin; see :func:`estimate_stains`).
+    check_source : bool
+        Require a source's estimated stains to match the target's in order (estimated H closer to the
+        target's H, E closer to its E). Catches single-stain tiles that noise makes look like two stains,
+        but also rejects strongly re-stained images whose E estimate leans towards H; off by default. For
+        tiles of one slide, estimate the slide's stains once instead (``transform(tile, source=...)``,
+        :func:`~nucleikit.stain.normalize_tiles`).
     fallback : {None, "passthrough", "reference"}
         What :meth:`transform` does when the image's own stains cannot be estimated (blank, single stain,
         uniform, noise): None raises :class:`StainEstimationError`; ``"passthrough"`` returns a copy of the
@@ -543,6 +549,7 @@ class MacenkoNormalizer:
         min_tissue_pixels: int = 64,
         max_pixels: int | None = 2**16,
         tissue_rule: Literal["every", "norm"] = "every",
+        check_source: bool = False,
         fallback: Fallback | None = None,
     ) -> None:
         self.io, self.alpha, self.beta, self.percentile, self.max_od = _check_params(
@@ -554,6 +561,7 @@ class MacenkoNormalizer:
         if tissue_rule not in ("every", "norm"):
             raise ValueError(f"tissue_rule: expected 'every' or 'norm', got {tissue_rule!r}")
         self.tissue_rule = tissue_rule
+        self.check_source = bool(check_source)
         self.min_tissue_fraction = float(min_tissue_fraction)
         self.min_tissue_pixels = int(min_tissue_pixels)
         self.max_pixels = max_pixels
@@ -576,12 +584,17 @@ class MacenkoNormalizer:
             "tissue_rule": self.tissue_rule,
         }
 
+    def _settings(self) -> dict[str, Any]:
+        return {**self._params(), "check_source": self.check_source, "fallback": self.fallback}
+
     def estimate(self, image: Any, *, name: str = "image") -> StainEstimate:
         """Estimate an image's stains with this normalizer's settings (see :func:`estimate_stains`).
 
-        Once fitted, the estimate must also be consistent with the target's stains (``reference``).
+        With ``check_source=True`` and once fitted, the estimate must also be consistent with the target's
+        stains (``reference=`` of :func:`estimate_stains`).
         """
-        ref = None if self.target_ is None or name == "target" else self.target_.stain_matrix
+        check = self.check_source and self.target_ is not None and name != "target"
+        ref = self.target_.stain_matrix if check else None
         return estimate_stains(image, name=name, reference=ref, **self._params())
 
     def fit(self, target: Any) -> MacenkoNormalizer:
@@ -694,7 +707,7 @@ class MacenkoNormalizer:
         return {
             "kind": "MacenkoNormalizer",
             "version": 1,
-            "params": {**self._params(), "fallback": self.fallback},
+            "params": self._settings(),
             "target": {
                 "stain_matrix": t.stain_matrix.tolist(),
                 "max_concentrations": t.max_concentrations.tolist(),
