@@ -12,8 +12,8 @@ image; synthetic H&E when the sample is not available) mirror-tiled to 512, 1024
 - Macenko, paper settings for everyone (Io = 240, alpha = 1, beta = 0.15, 99th percentile): nk (NumPy),
   nk (torch twin), torchstain numpy and torchstain torch (``normalize(..., stains=False)``);
 - Reinhard: nk vs torchstain numpy;
-- fit and transform time (median of repeats after one warm-up), megapixels per second, peak memory growth
-  of one transform call (peak RSS reset through ``/proc/self/clear_refs``, each case in a fresh process),
+- fit and transform time (median of repeats after one warm-up), megapixels per second, peak memory of one
+  transform call (NumPy allocations traced, or RSS growth for torch; each case in a fresh process),
   agreement with torchstain numpy (cosine of the fitted H and E vectors, mean absolute output difference in
   uint8 levels), and error against the un-restained truth;
 - ratios against torchstain's fastest Macenko backend at each size;
@@ -111,10 +111,20 @@ def _status(key: str) -> int:
 
 
 def peak_growth(fn) -> float:
-    """Peak RSS growth (MB) during one call of fn."""
+    """Peak memory (MB) of one call of fn: the larger of NumPy's traced allocations and the RSS growth.
+
+    ``tracemalloc`` sees every NumPy buffer, even one that reuses memory freed earlier (which RSS misses);
+    RSS growth (peak reset through ``/proc/self/clear_refs``) sees torch's buffers, which tracemalloc misses.
+    """
+    import tracemalloc
+
+    tracemalloc.start()
     base = reset_peak()
     fn()
-    return max(0, _status("VmHWM") - base) / 1e6 if base else float("nan")
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss = max(0, _status("VmHWM") - base) if base else 0
+    return max(traced, rss) / 1e6
 
 
 def median_time(fn, repeat: int) -> float:

@@ -609,3 +609,115 @@ def test_macenko_normalizes_nk_synth_styles_towards_the_target_rendering():
         before = nk.metrics.euclidean_distance(tile.image, truth)
         after = nk.metrics.euclidean_distance(norm.transform(tile.image), truth)
         assert after < 0.7 * before, style
+
+
+# ------------------------------------------------------------------------------------------ torch twin
+def _chw(image: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
+def _hwc(tensor) -> np.ndarray:
+    return tensor.permute(1, 2, 0).cpu().numpy()
+
+
+def test_torch_twin_functions_match_numpy():
+    import torch
+
+    img = he_image(50, 48, LAB_B)
+    batch = torch.stack([_chw(img), _chw(img[::-1])])
+    od = nk.stain.torch.rgb_to_od(batch, io=240.0)
+    assert od.shape == (2, 3, 48, 48)
+    assert od.dtype == torch.float32
+    np.testing.assert_allclose(_hwc(od[0]), nk.stain.rgb_to_od(img, io=240.0), atol=1e-6)
+    np.testing.assert_array_equal(_hwc(nk.stain.torch.od_to_rgb(od[1], io=240.0)), img[::-1])
+    conc = nk.stain.torch.deconvolve(batch, LAB_A)
+    assert conc.shape == (2, 2, 48, 48)
+    np.testing.assert_allclose(_hwc(conc[0]), nk.stain.deconvolve(img, LAB_A), atol=1e-5)
+    full = nk.stain.complete_stain_matrix(LAB_A)
+    back = nk.stain.torch.recombine(nk.stain.torch.deconvolve(batch, full), full)
+    assert torch.equal(back, batch)
+    np.testing.assert_allclose(
+        _hwc(nk.stain.torch.rgb_to_lab(_chw(img))), nk.stain.rgb_to_lab(img), atol=1e-3
+    )
+    mats = nk.stain.torch.macenko_stain_matrix(batch)
+    assert mats.shape == (2, 2, 3)
+    np.testing.assert_array_equal(mats[0].numpy(), nk.stain.macenko_stain_matrix(img))
+
+
+def test_torch_twin_normalizers_match_numpy():
+    import torch
+
+    target = he_image(51, 96, LAB_A)
+    imgs = [he_image(52, 80, LAB_C), he_image(53, 80, LAB_B)]
+    batch = torch.stack([_chw(i) for i in imgs])
+    for np_cls, t_cls in (
+        (nk.stain.MacenkoNormalizer, nk.stain.torch.MacenkoNormalizer),
+        (nk.stain.ReinhardNormalizer, nk.stain.torch.ReinhardNormalizer),
+    ):
+        ref = np_cls().fit(target)
+        twin = t_cls().fit(_chw(target))
+        out = twin.transform(batch)
+        assert out.shape == batch.shape
+        assert out.dtype == torch.uint8
+        for k, img in enumerate(imgs):
+            diff = np.abs(_hwc(out[k]).astype(int) - ref.transform(img))
+            assert diff.max() <= 1
+            assert diff.mean() < 0.01
+        outf = twin.transform(batch.float() / 255)
+        assert outf.dtype == torch.float32
+        assert (outf * 255 - out.float()).abs().max() <= 0.51
+        assert twin.transform(_chw(imgs[0])).shape == (3, 80, 80)  # one (3, H, W) image in, one out
+
+
+def test_torch_twin_fallback_reports_which_images(tmp_path):
+    import torch
+
+    norm = nk.stain.torch.MacenkoNormalizer(fallback="passthrough").fit(_chw(he_image(54, 96, LAB_A)))
+    blank = np.full((80, 80, 3), 250, np.uint8)
+    batch = torch.stack([_chw(he_image(55, 80, LAB_C)), _chw(blank), _chw(he_image(56, 80, LAB_B))])
+    keep = batch.clone()
+    out, infos = norm.transform(batch, return_info=True)
+    assert [i.fallback for i in infos] == [None, "passthrough", None]
+    assert torch.equal(out[1], batch[1])
+    assert torch.equal(batch, keep)
+    with pytest.raises(StainEstimationError, match="image 1"):
+        norm.transform(batch, fallback=None)
+    loaded = nk.stain.torch.MacenkoNormalizer.load(norm.save(tmp_path / "m.json"))
+    assert isinstance(loaded, nk.stain.torch.MacenkoNormalizer)
+    assert torch.equal(loaded.transform(batch), out)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (np.zeros((8, 8, 3), np.uint8), "torch tensor"),
+        ("hwc", "channels last"),
+        ("rgba", "RGBA"),
+        ("nan", "NaN"),
+        ("float255", r"\[0, 1\]"),
+    ],
+)
+def test_torch_twin_bad_input(bad, match):
+    import torch
+
+    if isinstance(bad, str):
+        bad = {
+            "hwc": torch.zeros(2, 8, 8, 3, dtype=torch.uint8),
+            "rgba": torch.zeros(2, 4, 8, 8, dtype=torch.uint8),
+            "nan": torch.full((1, 3, 8, 8), float("nan")),
+            "float255": torch.full((1, 3, 8, 8), 200.0),
+        }[bad]
+    with pytest.raises((TypeError, ValueError), match=match):
+        nk.stain.torch.rgb_to_od(bad)
+
+
+@pytest.mark.gpu
+def test_torch_twin_on_cuda_follows_the_device():
+    img = he_image(57, 96, LAB_C)
+    norm = nk.stain.torch.MacenkoNormalizer().fit(_chw(he_image(58, 96, LAB_A)).cuda())
+    out = norm.transform(_chw(img).unsqueeze(0).cuda())
+    assert out.device.type == "cuda"
+    ref = nk.stain.MacenkoNormalizer().fit(he_image(58, 96, LAB_A)).transform(img)
+    assert np.abs(_hwc(out[0]).astype(int) - ref).max() <= 1

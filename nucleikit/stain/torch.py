@@ -260,13 +260,52 @@ def macenko_stain_matrix(image: torch.Tensor, **kwargs: Any) -> torch.Tensor:
     return out[0] if single else out
 
 
+_CHUNK_PIXELS = 1 << 20  # rows per block: bounded working memory on the CPU, few launches on a GPU
+
+
 def _apply_od_map(x: torch.Tensor, m: np.ndarray, io: float) -> torch.Tensor:
-    """(1, 3, H, W) validated image -> normalized image, same dtype family, same device."""
-    od = _od(x, io)
-    mm = _stains_tensor(m, x.device)
-    o = torch.einsum("bchw,ck->bkhw", od, mm)
-    like = torch.float32 if x.is_floating_point() else x.dtype
-    return _intensity_to(o, io, like)
+    """(1, 3, H, W) validated image -> normalized image, same dtype family, same device.
+
+    The same arithmetic as :func:`nucleikit.stain.macenko.apply_od_map`: ``L = ln(I + 1)``, a 1x1
+    convolution with ``m.T``, ``exp``, a per-channel gain ``io^(1 - Σ_c m_ck)``, ``- 1``, rounding.
+    """
+    h, w = x.shape[-2:]
+    if x.dtype == torch.uint16:
+        in_scale, out_scale, like = 255.0 / 65535.0, 65535.0 / 255.0, torch.uint16
+    elif x.is_floating_point():
+        in_scale, out_scale, like = 255.0, 1.0 / 255.0, torch.float32
+    else:
+        in_scale, out_scale, like = 1.0, 1.0, torch.uint8
+    m64 = np.asarray(m, dtype=np.float64)
+    weight = torch.as_tensor(np.ascontiguousarray(m64.T), dtype=torch.float32, device=x.device).view(
+        3, 3, 1, 1
+    )
+    gain = torch.as_tensor(
+        (io ** (1.0 - m64.sum(axis=0)) * out_scale).astype(np.float32), device=x.device
+    ).view(1, 3, 1, 1)
+    one = np.float32(out_scale) if like == torch.float32 else np.float32(out_scale) - np.float32(0.5)
+    top = np.float32(255.0 * out_scale)
+    out = torch.empty((1, 3, h, w), dtype=like, device=x.device)
+    rows = max(1, _CHUNK_PIXELS // max(w, 1))
+    for r0 in range(0, h, rows):
+        block = x[:, :, r0 : r0 + rows]
+        v = (
+            block.to(torch.int32).to(torch.float32)
+            if block.dtype == torch.uint16
+            else block.to(torch.float32)
+        )
+        if in_scale != 1.0:
+            v = v * np.float32(in_scale)
+        lv = v.add(1.0).log_()  # a new tensor: the input is never written
+        y = torch.nn.functional.conv2d(lv, weight)  # (1, 3, rows, W)
+        y.exp_().mul_(gain).sub_(one).clamp_(0.0, top)
+        if like == torch.float32:
+            out[:, :, r0 : r0 + rows] = y
+        elif like == torch.uint16:
+            out[:, :, r0 : r0 + rows] = y.to(torch.int32).to(torch.uint16)
+        else:
+            out[:, :, r0 : r0 + rows] = y.to(torch.uint8)
+    return out
 
 
 class MacenkoNormalizer(macenko.MacenkoNormalizer):
