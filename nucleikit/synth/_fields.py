@@ -37,7 +37,7 @@ class CoarseGrid:
         return ((f - f.mean()) / (f.std() + 1e-12)).astype(np.float32)
 
     def upsample(self, coarse: np.ndarray) -> np.ndarray:
-        """Bilinear upsampling of a grid field to the tile's (H, W)."""
+        """Bilinear upsampling of a grid field to the tile's (H, W) (two matrix products)."""
         return (self._my @ coarse.astype(np.float32)) @ self._mx.T
 
     def sample(self, coarse: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -67,16 +67,34 @@ def up2(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def blur(a: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of a 2-D float array with a short kernel (reflecting edges)."""
+    """Gaussian blur along the first two axes of a float array (edges repeat the border pixel).
+
+    Small sigmas (<= 0.8 px) use a variance-matched 3-tap kernel, which is several times faster.
+    """
     if sigma <= 0.05:
         return a
+    if sigma <= 0.8:
+        w = np.float32(0.5 * sigma * sigma)  # [w, 1 - 2w, w] has variance 2w = sigma^2
+        out = a * (1 - 2 * w)
+        out[1:] += w * a[:-1]
+        out[:-1] += w * a[1:]
+        out[0] += w * a[0]
+        out[-1] += w * a[-1]
+        res = out * (1 - 2 * w)
+        res[:, 1:] += w * out[:, :-1]
+        res[:, :-1] += w * out[:, 1:]
+        res[:, 0] += w * out[:, 0]
+        res[:, -1] += w * out[:, -1]
+        return res
     radius = max(1, int(np.ceil(2.5 * sigma)))
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma) ** 2)
     k = (k / k.sum()).astype(a.dtype)
-    return ndi.correlate1d(ndi.correlate1d(a, k, axis=0, mode="reflect"), k, axis=1, mode="reflect")
+    return ndi.correlate1d(ndi.correlate1d(a, k, axis=0, mode="nearest"), k, axis=1, mode="nearest")
 
 
 def soft_step(x: np.ndarray, width: float) -> np.ndarray:
-    """Smooth step from 0 to 1 around x = 0 (logistic with the given width), float32."""
-    return (0.5 + 0.5 * np.tanh(x * np.float32(1.0 / max(width, 1e-6)))).astype(np.float32, copy=False)
+    """Linear ramp from 0 to 1 over ``[-width, width]`` around x = 0, float32 (a cheap smooth step)."""
+    out = x * np.float32(0.5 / max(width, 1e-6))
+    out += np.float32(0.5)
+    return np.clip(out, 0, 1, out=out).astype(np.float32, copy=False)

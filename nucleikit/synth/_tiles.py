@@ -61,26 +61,44 @@ def _render(
     as_float: bool,
 ) -> np.ndarray:
     H, W, n = conc.shape
+    f32 = np.float32
     sigma = difficulty.blur_um / mpp
+    planes = [np.ascontiguousarray(conc[..., k]) for k in range(n)]
     if sigma > 0.05:
-        conc = np.stack([blur(conc[..., k], sigma) for k in range(n)], -1)
-    od = (conc.reshape(-1, n) @ stains.astype(np.float32)).reshape(H, W, 3)  # (H*W, n) @ (n, 3)
-    img = np.exp(-od) * background.astype(np.float32)
+        planes = [blur(pl, sigma) for pl in planes]
+    illum = None
     if difficulty.illumination > 0:
         ang = rng.uniform(0, 2 * np.pi)
-        yy = np.linspace(-1, 1, H, dtype=np.float32)[:, None]
-        xx = np.linspace(-1, 1, W, dtype=np.float32)[None, :]
-        ramp = 0.5 + 0.5 * (xx * np.float32(np.cos(ang)) + yy * np.float32(np.sin(ang))) / np.float32(1.42)
-        vign = (xx * xx + yy * yy) * np.float32(0.5)
-        img *= (1 - np.float32(difficulty.illumination) * (0.6 * ramp + 0.4 * vign))[..., None]
-    if difficulty.noise > 0:
-        # shot-like noise: standard deviation noise * sqrt(I) (uniform, variance-matched)
-        u = rng.random((H, W, 3), dtype=np.float32) - np.float32(0.5)
-        img += np.float32(difficulty.noise * np.sqrt(12.0)) * np.sqrt(img) * u
-    np.clip(img, 0, 1, out=img)
+        yy = np.linspace(-1, 1, H, dtype=f32)[:, None]
+        xx = np.linspace(-1, 1, W, dtype=f32)[None, :]
+        ramp = 0.5 + 0.5 * (xx * f32(np.cos(ang)) + yy * f32(np.sin(ang))) / f32(1.42)
+        vign = (xx * xx + yy * yy) * f32(0.5)
+        illum = 1 - f32(difficulty.illumination) * (0.6 * ramp + 0.4 * vign)
+    out = []
+    for ch in range(3):  # one colour plane at a time: OD = sum_k c_k S_k,ch, I = I0 exp(-OD)
+        od = planes[0] * f32(-stains[0, ch])
+        for k in range(1, n):
+            od -= planes[k] * f32(stains[k, ch])
+        img = np.exp(od, out=od)
+        img *= f32(background[ch])
+        if illum is not None:
+            img *= illum
+        if difficulty.noise > 0:
+            # shot-like noise: standard deviation noise * sqrt(I) (uniform, variance-matched)
+            u = rng.random((H, W), dtype=f32)
+            u -= f32(0.5)
+            u *= np.sqrt(img)
+            u *= f32(difficulty.noise * np.sqrt(12.0))
+            img += u
+        np.clip(img, 0, 1, out=img)
+        if not as_float:
+            img *= f32(255)
+            img += f32(0.5)
+            img = img.astype(np.uint8)
+        out.append(img)
+    out = np.stack(out, -1)
     if as_float:
-        return img
-    out = (img * 255 + 0.5).astype(np.uint8)
+        return out
     if difficulty.jpeg_quality > 0:
         from PIL import Image
 
@@ -293,7 +311,7 @@ def _build(
 
     # ---- rasterise
     half = rng.random(((H + 1) // 2, (W + 1) // 2), dtype=np.float32) * 2 - 1
-    tex = (0.5 * (rng.random((H, W), dtype=np.float32) * 2 - 1) + 0.8 * up2(half, shape)).ravel()
+    tex = (0.45 * (rng.random((H, W), dtype=np.float32) * 2 - 1) + 1.1 * up2(half, shape)).ravel()
     tex2 = np.roll(tex, 7919)
     acc0 = np.zeros(H * W, np.float32)
     acc1 = np.zeros(H * W, np.float32)
@@ -305,19 +323,14 @@ def _build(
     s = layout.soft
     fib_map, grain = layout.fibres, layout.grain
     if ihc:
-        h_bg = (
-            s["tumour"] * (0.07 * (1 + 0.3 * grain))
-            + s["stroma"] * (0.1 * (0.3 + fib_map))
-            + s["lymphoid"] * 0.08
-        )
+        h_bg = s["tumour"] * (0.2 * (1 + 0.3 * grain)) + s["stroma"] * (0.22 * fib_map) + s["lymphoid"] * 0.15
         x_bg = (s["tumour"] + 0.5 * s["stroma"]) * (0.03 * (1 + 0.5 * grain))
     else:
-        h_bg = (
-            s["tumour"] * 0.09 + s["stroma"] * (0.06 * (0.5 + fib_map)) + s["lymphoid"] * 0.1 + s["bg"] * 0.01
-        )
+        h_bg = s["tumour"] * (0.16 * (1 + 0.3 * grain)) + s["stroma"] * (0.05 * fib_map)
+        h_bg += s["lymphoid"] * 0.12
         x_bg = (
             s["tumour"] * (organ.cytoplasm * (0.85 + 0.3 * grain))
-            + s["stroma"] * (organ.stroma * (0.2 + 0.8 * fib_map))
+            + s["stroma"] * (organ.stroma * fib_map)
             + s["lymphoid"] * 0.2
             + s["bg"] * (0.04 * (1 + grain))
         )
@@ -339,13 +352,14 @@ def _build(
     kept_idx = order_of_id[ok]  # nucleus index of new label 1..N
     N = len(kept_idx)
     labels = lab.reshape(shape)
-    cnt = np.bincount(lab, minlength=N + 1)[1:].astype(np.float64)
-    flat_r = np.repeat(np.arange(H, dtype=np.float64), W)
-    flat_c = np.tile(np.arange(W, dtype=np.float64), H)
     cen = np.zeros((N, 2))
     if N:
-        cen[:, 0] = np.bincount(lab, weights=flat_r, minlength=N + 1)[1:] / cnt
-        cen[:, 1] = np.bincount(lab, weights=flat_c, minlength=N + 1)[1:] / cnt
+        nz = np.flatnonzero(lab)
+        lv = lab[nz]
+        rr, cc = np.divmod(nz, W)
+        cnt = np.bincount(lv, minlength=N + 1)[1:].astype(np.float64)
+        cen[:, 0] = np.bincount(lv, weights=rr, minlength=N + 1)[1:] / cnt
+        cen[:, 1] = np.bincount(lv, weights=cc, minlength=N + 1)[1:] / cnt
         ri = np.clip(np.round(cen[:, 0]).astype(int), 0, H - 1)
         ci = np.clip(np.round(cen[:, 1]).astype(int), 0, W - 1)
         for i in np.flatnonzero(labels[ri, ci] != np.arange(1, N + 1)):

@@ -273,8 +273,8 @@ class Organ:
         return (self.tumour, self.lymphocyte, self.fibroblast)
 
 
-_LYMPHOCYTE = NucleusType(3.4, 0.45, 1.12, 0.08, 0.05, 1.55, 0.25, 0.18, 0.05, 0.0)
-_FIBROBLAST = NucleusType(3.6, 0.6, 3.2, 0.8, 0.08, 1.15, 0.25, 0.15, 0.05, 0.05)
+_LYMPHOCYTE = NucleusType(3.4, 0.45, 1.12, 0.08, 0.05, 1.55, 0.25, 0.3, 0.05, 0.0)
+_FIBROBLAST = NucleusType(3.6, 0.6, 3.2, 0.8, 0.08, 1.15, 0.25, 0.3, 0.05, 0.05)
 _MACROPHAGE = NucleusType(5.0, 0.8, 1.35, 0.2, 0.14, 0.85, 0.2, 0.35, 0.35, 0.5)
 
 ORGANS: dict[str, Organ] = {
@@ -283,7 +283,7 @@ ORGANS: dict[str, Organ] = {
         # Breast carcinoma: solid nests, large pleomorphic vesicular nuclei, lymphocyte-rich stroma.
         Organ(
             "breast",
-            tumour=NucleusType(5.6, 1.1, 1.3, 0.2, 0.16, 0.9, 0.25, 0.4, 0.4, 0.5),
+            tumour=NucleusType(5.6, 1.1, 1.3, 0.2, 0.16, 0.9, 0.25, 0.6, 0.5, 0.5),
             lymphocyte=_LYMPHOCYTE,
             fibroblast=_FIBROBLAST,
             macrophage=_MACROPHAGE,
@@ -300,7 +300,7 @@ ORGANS: dict[str, Organ] = {
         # Colon adenocarcinoma: glands with lumens, elongated (columnar) nuclei; macrophage-rich inflammation.
         Organ(
             "colon",
-            tumour=NucleusType(4.8, 0.8, 1.9, 0.35, 0.1, 1.05, 0.25, 0.3, 0.2, 0.3),
+            tumour=NucleusType(4.8, 0.8, 1.9, 0.35, 0.1, 1.05, 0.25, 0.5, 0.3, 0.3),
             lymphocyte=_LYMPHOCYTE,
             fibroblast=_FIBROBLAST,
             macrophage=_MACROPHAGE,
@@ -317,7 +317,7 @@ ORGANS: dict[str, Organ] = {
         # Prostate adenocarcinoma: small glands, smaller round nuclei with prominent nucleoli.
         Organ(
             "prostate",
-            tumour=NucleusType(4.3, 0.6, 1.2, 0.12, 0.08, 0.95, 0.2, 0.3, 0.3, 0.75),
+            tumour=NucleusType(4.3, 0.6, 1.2, 0.12, 0.08, 0.95, 0.2, 0.5, 0.4, 0.75),
             lymphocyte=_LYMPHOCYTE,
             fibroblast=_FIBROBLAST,
             macrophage=_MACROPHAGE,
