@@ -234,7 +234,9 @@ def estimate_stains(
         largest (the OD cloud is not a plane: noise, or more than two stains).
     tissue_rule : {"every", "norm"}
         ``"every"`` (the paper): a pixel is tissue when its OD is at least ``beta`` in every channel.
-        ``"norm"``: when the length of its OD vector is at least ``beta``. The paper's rule drops pale
+        ``"norm"``: when the length of its OD vector is at least ``beta`` and no channel is brighter than
+        the glass (OD >= 0 in every channel: with ``io`` below the real glass, pale pixels get a negative
+        red OD that would turn the E vector). The paper's rule drops pale
         eosin, whose red and blue OD stay below 0.15 (eosin absorbs mostly green), so the E vector is then
         estimated from H-E mixtures only and leans towards H; ``"norm"`` keeps those pixels.
     max_pixels : int or None
@@ -280,7 +282,7 @@ def estimate_stains(
     if tissue_rule == "every":
         tissue = usable & (lo >= beta)
     else:
-        tissue = usable & (np.einsum("cn,cn->n", od, od) >= np.float32(beta * beta))
+        tissue = usable & (lo >= 0) & (np.einsum("cn,cn->n", od, od) >= np.float32(beta * beta))
     n_tissue = int(np.count_nonzero(tissue))
     fraction = n_tissue / n
     if n_tissue < min_tissue_pixels or fraction < min_tissue_fraction:
