@@ -59,7 +59,33 @@ class Settings:
 
 @dataclass(frozen=True)
 class DataSettings(Settings):
-    """Chapter 0: light, stains and data."""
+    """Chapter 0: light, stains and data.
+
+    Attributes
+    ----------
+    tile : int
+        Side of the synthetic tiles in pixels (at ``mpp`` = 0.5).
+    n_val : int
+        Tiles on which the LoG threshold is chosen (full: 8).
+    n_test : int
+        Tiles on which the LoG baseline and the crop classifier are scored (full: 32).
+    n_crop_tiles : int
+        Tiles whose nucleus crops train the appearance-only classifier (full: 200).
+    crop_size : int
+        Side of the nucleus crops in pixels.
+    crop_steps : int
+        Training steps of the crop classifier, batch 64 (full: 2000).
+    match_radius : float
+        Largest distance (pixels) between a detection and a true centre to count as a hit (3 um at 0.5 um/px).
+    """
+
+    tile: int = 256
+    n_val: int = 4
+    n_test: int = 8
+    n_crop_tiles: int = 40
+    crop_size: int = 32
+    crop_steps: int = 300
+    match_radius: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -194,6 +220,7 @@ _PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {key: {"num_threads": 0} for key in CHAPTERS},
 }
 _PROFILE_VALUES["full"]["01_stain_normalization"].update(tile=1024, n_tiles=8)
+_PROFILE_VALUES["full"]["00_data"].update(n_val=8, n_test=32, n_crop_tiles=200, crop_steps=2000)
 
 
 def find_chapter(name: str | int) -> Chapter:

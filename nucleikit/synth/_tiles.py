@@ -220,7 +220,7 @@ def _build(
     types = organ.he_types
     sites, cls, site_reg = [], [], []
     for c, spacing, fills in (
-        (_TUM, 2 * types[_TUM].radius_um * sp, {T.TUMOUR: organ.tumour_fill}),
+        (_TUM, 2 * types[_TUM].radius_um * (sp - 0.12), {T.TUMOUR: organ.tumour_fill}),
         (
             _LYM,
             2 * types[_LYM].radius_um * sp * 1.05,
@@ -326,7 +326,7 @@ def _build(
         h_bg = s["tumour"] * (0.2 * (1 + 0.3 * grain)) + s["stroma"] * (0.22 * fib_map) + s["lymphoid"] * 0.15
         x_bg = (s["tumour"] + 0.5 * s["stroma"]) * (0.03 * (1 + 0.5 * grain))
     else:
-        h_bg = s["tumour"] * (0.16 * (1 + 0.3 * grain)) + s["stroma"] * (0.05 * fib_map)
+        h_bg = s["tumour"] * (0.26 * (1 + 0.3 * grain)) + s["stroma"] * (0.05 * fib_map)
         h_bg += s["lymphoid"] * 0.12
         x_bg = (
             s["tumour"] * (organ.cytoplasm * (0.85 + 0.3 * grain))

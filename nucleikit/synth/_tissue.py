@@ -96,14 +96,16 @@ def make_layout(
 
     # collagen: dense pink bundles split by thin, wavy, broken clefts along a slowly turning direction
     theta = grid.upsample(f_angle)
-    k = np.float32(2 * np.pi * mpp / 7.0)  # one cleft every ~7 micrometres
+    k = np.float32(2 * np.pi * mpp / 8.0)  # one cleft every ~8 micrometres
     yy = np.arange(H, dtype=np.float32)[:, None]
     xx = np.arange(W, dtype=np.float32)[None, :]
-    phase = k * (xx * np.cos(theta) + yy * np.sin(theta)) + np.float32(3.5) * f_phase.upsample(phase_noise)
+    phase = k * (xx * np.cos(theta) + yy * np.sin(theta)) + np.float32(2.2) * f_phase.upsample(phase_noise)
     grain = np.clip(f_phase.upsample(grain_c) * np.float32(0.6), -1, 1)
-    cleft = np.clip((np.cos(phase) - np.float32(0.55)) * np.float32(1 / 0.45), 0, 1)
-    cleft *= np.clip(0.4 + 1.5 * grain, 0, 1)
-    fibres = (1 - 0.85 * cleft) * (0.88 + 0.12 * grain)
+    wave = np.cos(phase)
+    cleft = np.clip((wave - np.float32(0.6)) * np.float32(1 / 0.4), 0, 1)  # thin pale clefts
+    cleft *= np.clip(0.3 + 1.5 * grain, 0, 1)
+    strand = np.clip((-wave - np.float32(0.75)) * np.float32(1 / 0.25), 0, 1)  # thin dense strands
+    fibres = (1 - 0.6 * cleft + 0.25 * strand) * (0.85 + 0.15 * grain)
     return Layout(
         regions,
         {"bg": s_bg, "tumour": s_nest, "stroma": s_str, "lymphoid": s_lym},

@@ -294,7 +294,7 @@ ORGANS: dict[str, Organ] = {
             stroma_lymph=0.07,
             stroma_fibro=0.25,
             tumour_lymph=0.04,
-            cytoplasm=0.42,
+            cytoplasm=0.32,
             stroma=0.62,
         ),
         # Colon adenocarcinoma: glands with lumens, elongated (columnar) nuclei; macrophage-rich inflammation.
@@ -311,7 +311,7 @@ ORGANS: dict[str, Organ] = {
             stroma_lymph=0.1,
             stroma_fibro=0.2,
             tumour_lymph=0.03,
-            cytoplasm=0.5,
+            cytoplasm=0.4,
             stroma=0.55,
         ),
         # Prostate adenocarcinoma: small glands, smaller round nuclei with prominent nucleoli.
@@ -328,7 +328,7 @@ ORGANS: dict[str, Organ] = {
             stroma_lymph=0.05,
             stroma_fibro=0.3,
             tumour_lymph=0.02,
-            cytoplasm=0.38,
+            cytoplasm=0.3,
             stroma=0.7,
         ),
     )
