@@ -189,3 +189,84 @@ class LiveLoss:
         else:
             self._handle.update(fig)
         plt.close(fig)
+
+
+# ------------------------------------------------------------------------------- chapter 0: synthetic data
+__all__ += ["show_regions", "show_stain_swatches", "show_truth"]
+
+
+def show_truth(tile: Any, ax: Any = None, title: str | None = None, outlines: bool = True, size: float = 16):
+    """Show a synthetic tile with its nuclei outlined and their centroids coloured by class.
+
+    Parameters
+    ----------
+    tile : nucleikit.synth.Tile
+        The tile (``tile.image`` and ``tile.truth``).
+    ax : Axes, optional
+        Where to draw (a new figure when None).
+    title : str, optional
+        Axes title.
+    outlines : bool
+        Draw the instance outlines.
+    size : float
+        Marker size of the centroids.
+    """
+    truth = tile.truth
+    if outlines:
+        ax = show_labels(tile.image, truth.labels, ax=ax, title=title, color="#FFFFFF", linewidth=0.6)
+    else:
+        ax = show_image(tile.image, ax=ax, title=title)
+    plot_points(
+        truth.centroids_rc, truth.classes, ax=ax, class_names=truth.class_names, size=size, facecolor=None
+    )
+    ax.legend(fontsize=7, loc="lower right", framealpha=0.8, markerscale=1.2)
+    return ax
+
+
+def show_regions(regions: np.ndarray, region_names: Sequence[str], ax: Any = None, title: str | None = None):
+    """Show a region map with one colour per region and a legend; -1 (unlabelled) is drawn white."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    ax = _ax(ax)
+    palette = ["#F2F2F2", "#D55E00", "#CC79A7", "#0072B2", "#009E73", "#E69F00", "#56B4E9", "#F0E442"]
+    n = len(region_names)
+    cmap = ListedColormap(["#FFFFFF", *palette[:n]])
+    shown = np.asarray(regions) + 1  # -1 (unlabelled) -> 0 (white)
+    show_image(shown, ax=ax, title=title, cmap=cmap, vmin=0, vmax=n, interpolation="nearest")
+    handles = [Patch(color=palette[k], label=name) for k, name in enumerate(region_names)]
+    if np.any(np.asarray(regions) < 0):
+        handles.append(Patch(facecolor="#FFFFFF", edgecolor="0.5", label="unlabelled"))
+    ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.8)
+    return ax
+
+
+def show_stain_swatches(
+    styles: Sequence[Any],
+    concentrations: Sequence[float] = (0.25, 0.5, 1.0, 2.0),
+    ax: Any = None,
+    title: str | None = None,
+):
+    """Show the colour of each stain of each style at a few concentrations (Beer-Lambert, no optics).
+
+    Parameters
+    ----------
+    styles : sequence of nucleikit.synth.StainStyle
+        Styles; one row per stain of each style.
+    concentrations : sequence of float
+        Concentrations (OD units along the unit stain vector) of the columns.
+    """
+    ax = _ax(ax, figsize=(1.2 * len(concentrations) + 2, 0.45 * sum(len(s.stains) for s in styles) + 0.6))
+    rows, names = [], []
+    for style in styles:
+        stain_names = ("H", "E") if style.kind == "he" else ("H", "DAB")
+        for k, vec in enumerate(style.stains):
+            c = np.asarray(concentrations, float)[:, None] * style.intensity[k]
+            rows.append(np.exp(-c * vec[None, :]) * style.background[None, :])  # (n_conc, 3)
+            names.append(f"{style.name} {stain_names[k]}")
+    ax.imshow(np.clip(np.stack(rows), 0, 1), aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xticks(range(len(concentrations)), [f"C={c:g}" for c in concentrations], fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
