@@ -191,6 +191,203 @@ class LiveLoss:
         plt.close(fig)
 
 
+# ------------------------------------------------------------------------- chapter 1: stain normalization
+__all__ += ["plot_angle_histogram", "plot_od_cloud", "show_concentrations", "show_stain_vectors"]
+
+
+def plot_od_cloud(
+    od: np.ndarray,
+    colors: np.ndarray | None = None,
+    ax: Any = None,
+    stains: np.ndarray | None = None,
+    stain_labels: Sequence[str] = ("H", "E"),
+    max_points: int = 4000,
+    title: str | None = None,
+    plane: np.ndarray | None = None,
+):
+    """Scatter optical-density pixels in 3-D (axes OD red, green, blue), optionally with stain vectors.
+
+    Parameters
+    ----------
+    od : ndarray of shape (N, 3) or (H, W, 3)
+        Optical densities.
+    colors : ndarray of the same leading shape and 3 channels, optional
+        The pixels' RGB (uint8 or float in [0, 1]) to colour the points.
+    ax : Axes3D, optional
+        A 3-D Axes (``projection="3d"``); a new figure when None.
+    stains : ndarray of shape (n, 3), optional
+        Stain vectors drawn as arrows from the origin.
+    stain_labels : sequence of str
+        Names of the stain vectors.
+    max_points : int
+        At most this many points are drawn (a regular subsample, deterministic).
+    title : str, optional
+        Axes title.
+    plane : ndarray of shape (2, 3), optional
+        Two orthonormal vectors spanning a plane through the origin, drawn as a translucent square.
+
+    Returns
+    -------
+    Axes3D
+    """
+    if ax is None:
+        fig = plt.figure(figsize=(4.5, 4.2))
+        ax = fig.add_subplot(projection="3d")
+    pts = np.asarray(od, dtype=np.float32).reshape(-1, 3)
+    step = max(1, int(np.ceil(len(pts) / max_points)))
+    pts = pts[::step]
+    col = None
+    if colors is not None:
+        col = np.asarray(colors).reshape(-1, 3)[::step]
+        col = col / 255.0 if col.dtype == np.uint8 else np.clip(col.astype(np.float32), 0, 1)
+    ax.scatter(pts[:, 0], pts[:, 1], pts[:, 2], c=col, s=2, alpha=0.6, depthshade=False, linewidths=0)
+    top = float(np.percentile(np.abs(pts), 99.5)) * 1.15 if len(pts) else 1.0
+    if plane is not None:
+        u, v = np.asarray(plane, dtype=float)
+        s = np.linspace(-0.2, 1.0, 2) * top
+        a, b = np.meshgrid(s, np.linspace(-0.6, 0.6, 2) * top)
+        grid = a[..., None] * u + b[..., None] * v  # (2, 2, 3)
+        ax.plot_surface(grid[..., 0], grid[..., 1], grid[..., 2], alpha=0.15, color="grey")
+    if stains is not None:
+        for k, vec in enumerate(np.asarray(stains, dtype=float)):
+            vec = vec / np.linalg.norm(vec) * top
+            colour = CLASS_COLORS[(4, 5, 2)[k % 3]]
+            ax.quiver(0, 0, 0, *vec, color=colour, linewidth=2, arrow_length_ratio=0.08)
+            label = stain_labels[k] if k < len(stain_labels) else str(k)
+            ax.text(*(vec * 1.08), label, color=colour, fontsize=10, fontweight="bold")
+    ax.set_xlabel("OD red")
+    ax.set_ylabel("OD green")
+    ax.set_zlabel("OD blue")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_angle_histogram(
+    phi: np.ndarray,
+    lo: float | None = None,
+    hi: float | None = None,
+    ax: Any = None,
+    bins: int = 120,
+    alpha: float | None = None,
+    title: str | None = None,
+):
+    """Histogram of the tissue pixels' angles in the stain plane, with Macenko's percentile cut-offs.
+
+    Parameters
+    ----------
+    phi : ndarray of shape (N,)
+        Angles in radians.
+    lo, hi : float, optional
+        The ``alpha`` and ``100 - alpha`` percentiles, drawn as vertical lines.
+    ax : Axes, optional
+    bins : int
+    alpha : float, optional
+        The percentile, for the legend.
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+    """
+    ax = _ax(ax, figsize=(5, 3))
+    ax.hist(np.degrees(np.asarray(phi)), bins=bins, color="#999999")
+    for value, name, colour in ((lo, "min", CLASS_COLORS[4]), (hi, "max", CLASS_COLORS[5])):
+        if value is not None:
+            pct = "" if alpha is None else (f" ({alpha:g} %)" if name == "min" else f" ({100 - alpha:g} %)")
+            ax.axvline(np.degrees(value), color=colour, linewidth=2, label=f"φ {name}{pct}")
+    ax.set_xlabel("angle in the stain plane (degrees)")
+    ax.set_ylabel("tissue pixels")
+    if lo is not None or hi is not None:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def show_stain_vectors(
+    stains: np.ndarray,
+    ax: Any = None,
+    labels: Sequence[str] = ("H", "E"),
+    io: float = 255.0,
+    amounts: Sequence[float] = (0.25, 0.5, 1.0, 1.5, 2.0),
+    title: str | None = None,
+):
+    """Show each stain vector as a strip of colour swatches at increasing concentration (Beer-Lambert).
+
+    Parameters
+    ----------
+    stains : ndarray of shape (n, 3)
+        Unit OD vectors (rows).
+    ax : Axes, optional
+    labels : sequence of str
+        Stain names, one per row.
+    io : float
+        Glass intensity for the rendering (0..255 scale).
+    amounts : sequence of float
+        Concentrations of the swatches.
+    title : str, optional
+
+    Returns
+    -------
+    Axes
+    """
+    stains = np.asarray(stains, dtype=float)
+    ax = _ax(ax, figsize=(0.6 * len(amounts) + 1, 0.6 * len(stains) + 0.4))
+    conc = np.asarray(amounts, dtype=float)
+    sw = io * np.exp(-conc[None, :, None] * stains[:, None, :])  # (n, k, 3)
+    ax.imshow(np.clip(sw / 255.0, 0, 1), aspect="equal")
+    ax.set_yticks(range(len(stains)))
+    ax.set_yticklabels(
+        [
+            f"{labels[i] if i < len(labels) else i}  {np.round(stains[i], 2).tolist()}"
+            for i in range(len(stains))
+        ],
+        fontsize=8,
+    )
+    ax.set_xticks(range(len(conc)))
+    ax.set_xticklabels([f"{c:g}" for c in conc], fontsize=8)
+    ax.set_xlabel("concentration")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_concentrations(
+    concentrations: np.ndarray,
+    names: Sequence[str] = ("H", "E"),
+    axes: Any = None,
+    vmax: float | None = None,
+    cmap: str = "magma",
+):
+    """Show stain concentration maps side by side with colour bars; returns the array of Axes.
+
+    Parameters
+    ----------
+    concentrations : ndarray of shape (H, W, n)
+    names : sequence of str
+        Stain names for the titles.
+    axes : sequence of Axes, optional
+        One per stain; a new figure when None.
+    vmax : float, optional
+        Upper end of the colour scale (default: each map's 99.5th percentile).
+    cmap : str
+    """
+    conc = np.asarray(concentrations)
+    n = conc.shape[-1]
+    if axes is None:
+        _, axes = plt.subplots(1, n, figsize=(3.2 * n, 3))
+    axes = np.atleast_1d(axes)
+    for k, ax in enumerate(axes[:n]):
+        top = vmax if vmax is not None else float(np.percentile(conc[..., k], 99.5)) or 1.0
+        im = ax.imshow(conc[..., k], cmap=cmap, vmin=0, vmax=top)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{names[k] if k < len(names) else k} concentration", fontsize=9)
+        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return axes
+
+
 # ------------------------------------------------------------------------------- chapter 0: synthetic data
 __all__ += ["show_regions", "show_stain_swatches", "show_truth"]
 

@@ -19,6 +19,34 @@ cannot be estimated (blank, one colour, one stain, noise) raise :class:`StainEst
 
 The Io convention is explained in :mod:`nucleikit.stain._core`: 256 for the generic functions (white has
 OD 0, exact round trip), the paper's 240 for Macenko.
+
+What happens with inputs that break other libraries (each case is a test in ``tests/test_stain.py``):
+
+==========================================  ===============================================================
+input                                       result
+==========================================  ===============================================================
+white / near-white tile, < 5 % tissue       ``StainEstimationError`` (a ``ValueError``) naming the tissue
+                                            fraction; ``fallback="passthrough"`` returns a copy,
+                                            ``"reference"`` maps it with the target's own stains;
+                                            ``return_info=True`` / ``TileReport`` say which tiles did
+all-black, uniform grey or pink, noise      ``StainEstimationError`` (no tissue / one colour / OD cloud not
+                                            a plane)
+single-stain tile                           noise-free: ``StainEstimationError`` (vectors < 3 degrees
+                                            apart); with noise it can pass for two stains: use the slide's
+                                            stains (``source=``, ``normalize_tiles``) or
+                                            ``check_source=True``, which raises
+black pixels in the reference               left out of every statistic (OD above ``max_od``)
+98 % white background in the reference      ``StainEstimationError`` suggesting ``scale_pixels="tissue"``
+                                            with a smaller ``min_tissue_fraction``, which then fits the
+                                            tissue correctly
+1x1 and tiny images                         fit: ``StainEstimationError`` (fewer than 64 tissue pixels);
+                                            transform with a given ``source`` and deconvolution: any size
+float [0, 1], uint8, uint16                 the same result (output in the input's dtype family);
+                                            floats outside [0, 1] raise ``ValueError``
+NaN or inf                                  ``ValueError``
+RGBA, 2-D grey, channels first              ``ValueError`` with a hint
+the caller's array                          never written (read-only inputs work)
+==========================================  ===============================================================
 """
 
 from __future__ import annotations
