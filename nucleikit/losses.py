@@ -354,7 +354,7 @@ def class_correlation_penalty(pred: torch.Tensor, *, reduction: str = "mean") ->
 
 
 def roi_cross_entropy(
-    logits: torch.Tensor, roi_labels: torch.Tensor, *, reduction: str = "mean"
+    logits: torch.Tensor, roi_labels: torch.Tensor, *, reduction: str = "mean", normalize: str = "labelled"
 ) -> torch.Tensor:
     """Cross-entropy of the ROI branch on weakly annotated pixels only (Xing et al., Eq. 4).
 
@@ -365,13 +365,17 @@ def roi_cross_entropy(
     roi_labels : Tensor of shape (B, H, W)
         Integer labels: 0 non-tumour, 1 tumour, -1 unlabelled (ignored).
     reduction : {"mean", "none"}
-        ``"mean"``: average over all labelled pixels of the batch; ``"none"``: one value per image, the mean
-        over that image's labelled pixels (0 for an image with none).
+        ``"mean"``: one value for the batch; ``"none"``: one value per image.
+    normalize : {"labelled", "all"}
+        Divide the sum of the cross-entropy over labelled pixels by the number of *labelled* pixels (the
+        mean over labelled pixels, pooled over the batch for ``"mean"``), or by the number of *all* pixels
+        ``H W`` per image (the paper's sum, per pixel; :func:`kinet_loss` uses this so that ``gamma``
+        weighs two sums divided by the same number).
 
     Returns
     -------
     Tensor of shape () or (B,)
-        0 (still connected to the graph) when no pixel is labelled.
+        0 (still connected to the graph) where no pixel is labelled.
     """
     logits = _check_logits(logits, "logits", channels=2)
     labels = _as_bhw(roi_labels, logits, "roi_labels").long()
@@ -382,7 +386,12 @@ def roi_cross_entropy(
         )
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction: expected 'mean' or 'none', got {reduction!r}")
+    if normalize not in ("labelled", "all"):
+        raise ValueError(f"normalize: expected 'labelled' or 'all', got {normalize!r}")
     ce = F.cross_entropy(logits, labels, ignore_index=-1, reduction="none")  # (B, H, W), 0 where ignored
+    if normalize == "all":
+        per_image = ce.mean(dim=(-2, -1))  # (B,)
+        return per_image.mean() if reduction == "mean" else per_image
     valid = (labels >= 0).to(logits.dtype)
     if reduction == "mean":
         return ce.sum() / valid.sum().clamp(min=1.0)
@@ -442,17 +451,23 @@ def kinet_loss(
     Returns
     -------
     loss : Tensor of shape ()
-        ``(1/B) sum_b [ 1_b * gamma * (L_mse,b + eta * L_corr,b) ] + L_roi``.
+        ``(1/B) sum_b [ 1_b * gamma * (L_mse,b + eta * L_corr,b) + L_roi,b ]``.
     terms : dict of str to Tensor, optional
         When ``return_terms``.
 
     Notes
     -----
-    Eq. 5: ``L = sum_n [ 1(n has nucleus labels) gamma L_n ] + L_roi`` with ``L_n`` = Eq. 2 + eta Eq. 3. The
-    per-image nucleus terms are averaged over the *whole* batch (divided by B, not by the number of
-    labelled images), so an image without nucleus labels contributes exactly 0, as the indicator says, and
-    the nucleus term's weight follows the share of labelled images like the paper's sum. The ROI term is
-    the mean over the batch's labelled pixels (:func:`roi_cross_entropy`).
+    Eq. 5: ``L = sum_n [ 1(n has nucleus labels) gamma L_n ] + L_roi`` with ``L_n`` = Eq. 2 + eta Eq. 3.
+    Eq. 2, 3 and 4 are sums over pixels; every term here is that sum divided by the number of pixels
+    ``H W`` of the image (:func:`proximity_mse`, :func:`class_correlation_penalty`, and
+    :func:`roi_cross_entropy` with ``normalize="all"``: the cross-entropy summed over the labelled pixels,
+    divided by all pixels), so ``gamma`` and ``eta`` weigh the terms exactly as in the paper. Per-image
+    terms are averaged over the *whole* batch (divided by B, not by the number of labelled images), so an
+    image without nucleus labels contributes exactly 0 to the nucleus term, as the indicator says.
+
+    Magnitudes: the proximity term is small (weights ``y + lam * mean(y)`` are mostly ~0.1), about 1e-3 per
+    pixel after a few hundred steps, while the ROI term starts at ``log 2`` times the labelled fraction.
+    The public code multiplies the targets by 5, which multiplies the MSE by 25.
     """
     proximity = _get(out, "proximity", 0)
     roi = _get(out, "roi", 1)
@@ -470,7 +485,7 @@ def kinet_loss(
     nucleus = gamma * (ind * per_image).mean()
     roi_term = proximity.new_zeros(())
     if roi is not None and roi_labels is not None:
-        roi_term = roi_cross_entropy(roi, roi_labels)
+        roi_term = roi_cross_entropy(roi, roi_labels, normalize="all")
     total = nucleus + roi_term
     if not return_terms:
         return total

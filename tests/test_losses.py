@@ -264,6 +264,12 @@ def test_roi_cross_entropy_uses_labelled_pixels_only():
     per_image = losses.roi_cross_entropy(logits, labels, reduction="none")
     assert per_image.shape == (2,)
     assert float(per_image[1]) == 0.0
+    torch.testing.assert_close(per_image[0], ref)  # image 0 holds every labelled pixel
+    # normalised by all pixels: the sum over labelled pixels / (H W) per image, then the batch mean
+    ce_sum = F.cross_entropy(logits.permute(0, 2, 3, 1)[keep], labels[keep], reduction="sum")
+    torch.testing.assert_close(losses.roi_cross_entropy(logits, labels, normalize="all"), ce_sum / (2 * 16))
+    with pytest.raises(ValueError, match="normalize"):
+        losses.roi_cross_entropy(logits, labels, normalize="some")
 
 
 def test_roi_cross_entropy_without_labels_is_zero_and_differentiable():
@@ -306,14 +312,13 @@ def test_kinet_loss_indicator_drops_the_nucleus_term():
     )
     # region-only batch: the ROI term alone
     none = torch.zeros(4, dtype=torch.bool)
-    torch.testing.assert_close(
-        losses.kinet_loss(out, target, roi_labels, none), losses.roi_cross_entropy(roi, roi_labels)
-    )
+    roi_term = losses.roi_cross_entropy(roi, roi_labels, normalize="all")
+    torch.testing.assert_close(losses.kinet_loss(out, target, roi_labels, none), roi_term)
     # and the formula: gamma * mean_b(1_b (mse_b + eta corr_b)) + roi
     mse = losses.proximity_mse(prox, target, reduction="none")
     corr = losses.class_correlation_penalty(prox, reduction="none")
     ind = has.float()
-    expected = 25.0 * (ind * (mse + 1e-6 * corr)).mean() + losses.roi_cross_entropy(roi, roi_labels)
+    expected = 25.0 * (ind * (mse + 1e-6 * corr)).mean() + roi_term
     torch.testing.assert_close(loss, expected)
 
 
@@ -325,7 +330,7 @@ def test_kinet_loss_options():
     with_corr = losses.kinet_loss(out, target, roi_labels, has, eta=1.0)
     assert float(with_corr) > float(base)
     no_roi = losses.kinet_loss((prox, None), target, None, has, eta=1.0, use_correlation=False)
-    torch.testing.assert_close(base - no_roi, losses.roi_cross_entropy(roi, roi_labels))
+    torch.testing.assert_close(base - no_roi, losses.roi_cross_entropy(roi, roi_labels, normalize="all"))
     g10 = losses.kinet_loss((prox, None), target, None, has, gamma=10.0, use_correlation=False)
     g20 = losses.kinet_loss((prox, None), target, None, has, gamma=20.0, use_correlation=False)
     torch.testing.assert_close(g20, 2 * g10)

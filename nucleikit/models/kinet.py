@@ -92,7 +92,7 @@ class KiNet(nn.Module):
     References
     ----------
     .. [1] Xing, F., Cornish, T. C., Bennett, T., Ghosh, D., Yang, L. "Pixel-to-pixel learning with weak
-       supervision for single-stage nucleus recognition in Ki67 images", IEEE TBME 66(11), 2019.
+       supervision for single-stage nucleus recognition in Ki67 images", IEEE Trans. Biomed. Eng., 2019.
 
     Examples
     --------
