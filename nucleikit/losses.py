@@ -239,7 +239,7 @@ def weighted_background_loss(
     logits : Tensor of shape (B, 2, H, W)
         Network output; channel 0 = background, channel 1 = foreground (as :class:`nucleikit.models.UNet`).
     annotated_mask : Tensor or ndarray of shape (B, H, W) or (B, 1, H, W)
-        ``y``: 1 on annotated nuclei, 0 elsewhere.
+        ``y``: annotated nuclei, bool, 0/1 or instance labels (any value > 0 counts as 1).
     weights : Tensor or ndarray of shape (B, H, W) or (B, 1, H, W)
         ``m_hat`` from :func:`background_weight_map` (all ones gives the naive loss that treats every
         unlabelled pixel as background).
@@ -257,7 +257,7 @@ def weighted_background_loss(
     :func:`l2_penalty`, added by the caller.
     """
     logits = _check_logits(logits, "logits", channels=2)
-    y = _as_bhw(annotated_mask, logits, "annotated_mask", logits.dtype)
+    y = (_as_bhw(annotated_mask, logits, "annotated_mask") > 0).to(logits.dtype)  # labels -> 0/1
     m = _as_bhw(weights, logits, "weights", logits.dtype)
     logp = F.log_softmax(logits, dim=1)  # (B, 2, H, W)
     ll = y * logp[:, 1] + m * (1.0 - y) * logp[:, 0]

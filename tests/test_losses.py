@@ -140,6 +140,18 @@ def test_weighted_background_loss_with_unit_weights_is_cross_entropy():
     torch.testing.assert_close(loss, F.cross_entropy(logits, y))
 
 
+def test_weighted_background_loss_accepts_instance_labels():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 2, 4, 4)
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, 1, 1], labels[0, 2, 3] = 3, 7
+    w = torch.rand(1, 4, 4)
+    torch.testing.assert_close(
+        losses.weighted_background_loss(logits, labels, w),
+        losses.weighted_background_loss(logits, (labels > 0).float(), w),
+    )
+
+
 def test_weighted_background_loss_ignores_zero_weight_background():
     torch.manual_seed(0)
     logits = torch.randn(1, 2, 4, 4)

@@ -173,9 +173,10 @@ class StainTransferNet(nn.Module):
     (:class:`~nucleikit.models.blocks.ConvBNReLU`) unless said otherwise:
 
     1. **Low-level encoder**: 8 convolutions, three of them with stride 2 instead of pooling
-       (``w0/2, w1, w1/2, w2, w2/2, w2, w2, w2``; 224 -> 28 px in the paper, with widths (64, 128, 256)).
+       (channels/stride ``w0/2, w1, w1/2, w2, w2/2, w2, w2, w2``; 224 -> 28 px and 256 channels in the
+       paper, with widths (64, 128, 256)).
     2. **Global branch** on the encoder's map: 4 convolutions (``g/2, g, g/2, g``, ``g = global_width``),
-       global average pooling, fully connected ``g -> 512 -> global_dim`` (ReLU) giving the global
+       global average pooling, fully connected ``g -> hidden_dim -> global_dim`` (ReLU) giving the global
        vector; a fully connected tissue-class head ``global_dim -> n_classes`` on that vector.
     3. **Fusion**: the global vector tiled over the encoder's map, concatenated, 1x1 conv -> BN -> ReLU to
        ``w2`` channels.
@@ -216,10 +217,10 @@ class StainTransferNet(nn.Module):
     range.
 
     **Global branch.** The paper (after Iizuka) flattens the global branch's 7x7 map of a 224 px input
-    into fully connected layers, which ties the network to one input size (Iizuka rescale every image to
-    224 px for that branch). We average-pool the map instead, so the network trains on any tile size and
-    :func:`normalize_image` can accumulate the global context of a large image tile by tile at the
-    training magnification. :meth:`forward` accepts a precomputed ``global_vector`` for that purpose.
+    into fully connected layers, which ties the network to one input size (Iizuka et al. rescale every
+    image to 224 px for that branch). We average-pool the map instead, so the network trains on any tile
+    size and :func:`normalize_image` can accumulate the global context of a large image tile by tile at
+    the training magnification. :meth:`forward` accepts a precomputed ``global_vector`` for that purpose.
 
     Loss: :func:`nucleikit.losses.stain_transfer_loss` (pixel MSE on a*b* + ``w`` x class cross-entropy,
     ``w`` = 1/300 by default, 1/300-1/30 in the paper).
