@@ -741,3 +741,31 @@ def test_torch_twin_on_cuda_follows_the_device():
     assert out.device.type == "cuda"
     ref = nk.stain.MacenkoNormalizer().fit(he_image(58, 96, LAB_A)).transform(img)
     assert np.abs(_hwc(out[0]).astype(int) - ref).max() <= 1
+
+
+# ------------------------------------------------------------------------ chapter 1 figures and widget
+def test_chapter1_figures_smoke():
+    import matplotlib.pyplot as plt
+
+    img = he_image(70, 48, LAB_A)
+    od = nk.stain.rgb_to_od(img)
+    ax = nk.viz.plot_od_cloud(od, colors=img, stains=LAB_A, plane=LAB_A, title="cloud", max_points=500)
+    assert ax.name == "3d"
+    assert len(ax.collections) >= 1
+    ax = nk.viz.plot_angle_histogram(np.linspace(-1, 1, 50), -0.9, 0.9, alpha=1.0)
+    assert len(ax.lines) == 2
+    ax = nk.viz.show_stain_vectors(LAB_A, labels=("H", "E"))
+    assert ax.images[0].get_array().shape == (2, 5, 3)
+    axes = nk.viz.show_concentrations(nk.stain.deconvolve(img, LAB_A))
+    assert len(axes) == 2
+    plt.close("all")
+
+
+def test_stain_normalization_widget_builds_and_survives_bad_settings():
+    pytest.importorskip("ipywidgets")
+    src, tgt = he_image(71, 64, LAB_C), he_image(72, 64, LAB_A)
+    w = nk.widgets.stain_normalization_widget(src, {"a": tgt, "blank": _blank((250, 250, 250))})
+    alpha, beta, target = w.children[0].children
+    target.value = "blank"  # an unusable target shows the error instead of raising
+    beta.value = 0.5
+    assert alpha.value == 1.0
