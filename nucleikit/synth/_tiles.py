@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import check_positive, check_probability, describe
 from . import _tissue as T
-from ._fields import blur, up2
+from ._fields import blur
 from ._types import (
     DEFAULT_HE_STYLE,
     DEFAULT_IHC_STYLE,
@@ -311,8 +311,13 @@ def _build(
 
     # ---- rasterise
     half = rng.random(((H + 1) // 2, (W + 1) // 2), dtype=np.float32) * 2 - 1
-    tex = (0.45 * (rng.random((H, W), dtype=np.float32) * 2 - 1) + 1.1 * up2(half, shape)).ravel()
-    tex2 = np.roll(tex, 7919)
+    coarse = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)[:H, :W]  # 2 x 2 chromatin clumps
+    tex = rng.random((H, W), dtype=np.float32)
+    tex *= np.float32(0.9)
+    tex -= np.float32(0.45)
+    tex += np.float32(1.1) * coarse
+    tex = tex.ravel()
+    tex2 = np.roll(tex, 7919) if ihc else tex  # DAB granules (the H&E second stain only paints red cells)
     acc0 = np.zeros(H * W, np.float32)
     acc1 = np.zeros(H * W, np.float32)
     lab = np.zeros(H * W, np.int32)

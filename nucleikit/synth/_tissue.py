@@ -268,7 +268,7 @@ def rasterize(
     sphi, cphi = np.sin(blobs.phi), np.cos(blobs.phi)
     hy = np.ceil(np.sqrt((A * sphi) ** 2 + (B * cphi) ** 2) + 1).astype(np.int64)
     hx = np.ceil(np.sqrt((A * cphi) ** 2 + (B * sphi) ** 2) + 1).astype(np.int64)
-    q = max(2, int(np.ceil(max(hy.max(), hx.max()) / 4)))
+    q = max(2, int(np.ceil(max(hy.max(), hx.max()) / 6)))
     _, group = np.unique((hy + q - 1) // q * 1000 + (hx + q - 1) // q, return_inverse=True)
     has_second = bool(np.any(blobs.amount1 > 0))
     all_idx, all_v0, all_v1, all_lab, all_ids = [], [], [], [], []

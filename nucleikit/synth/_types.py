@@ -382,7 +382,7 @@ class Difficulty:
     """
 
     touching: float = 0.6
-    class_overlap: float = 0.5
+    class_overlap: float = 0.35
     faint: float = 0.12
     out_of_focus: float = 0.1
     debris: float = 4.0
