@@ -17,6 +17,13 @@ import nucleikit as nk
 D = nk.data
 
 
+def _centroids(labels):
+    from scipy import ndimage as ndi
+
+    n = int(labels.max())
+    return np.asarray(ndi.center_of_mass(np.ones_like(labels), labels, np.arange(1, n + 1)))
+
+
 def _item(seed=0, shape=(96, 96)):
     return D.tile_to_item(nk.synth.he_tile(shape, rng=seed))
 
@@ -177,6 +184,9 @@ def test_rot90_moves_points_with_the_image(k):
     rc = np.round(rot["points_rc"]).astype(int)
     ids = rot["labels"][rc[:, 0], rc[:, 1]]
     np.testing.assert_array_equal(ids, np.arange(1, len(ids) + 1))  # point i still in instance i + 1
+    # the points move exactly like the pixels: each point is still its instance's centroid
+    com = _centroids(rot["labels"])
+    assert np.mean(np.all(np.abs(com - rot["points_rc"]) < 1e-6, axis=1)) > 0.9
     back = D.rot90_item(rot, 4 - k)
     np.testing.assert_array_equal(back["image"], item["image"])
     np.testing.assert_allclose(back["points_rc"], item["points_rc"])
@@ -188,6 +198,8 @@ def test_flip_moves_points_with_the_image(axis):
     fl = D.flip_item(item, axis)
     rc = np.round(fl["points_rc"]).astype(int)
     np.testing.assert_array_equal(fl["labels"][rc[:, 0], rc[:, 1]], np.arange(1, len(rc) + 1))
+    com = _centroids(fl["labels"])
+    assert np.mean(np.all(np.abs(com - fl["points_rc"]) < 1e-6, axis=1)) > 0.9
     np.testing.assert_array_equal(D.flip_item(fl, axis)["labels"], item["labels"])
     with pytest.raises(ValueError, match="axis"):
         D.flip_item(item, 2)
