@@ -30,13 +30,20 @@ def stain_normalization_widget(source, targets, *, io: float = 240.0, alpha: flo
     Returns
     -------
     ipywidgets.VBox
-        The controls and the figure (source, target, normalized, angle histogram). An image whose stains
-        cannot be estimated at the chosen settings shows the error message instead.
+        The controls and the figure (source, target, normalized, angle histogram) as an ``Image`` widget.
+        An image whose stains cannot be estimated at the chosen settings shows the error message instead.
+
+    Notes
+    -----
+    The figure is a PNG in an ``ipywidgets.Image``, not an ``Output`` widget: drawing into an ``Output``
+    widget inside the cell that creates it hung headless execution (papermill / nbclient) once pyplot was
+    imported, and the PNG is kept in the saved widget state, so the book's snapshot shows it.
     """
+    import io as _io
+
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     import numpy as np
-    from IPython.display import display
 
     from . import stain, viz
 
@@ -44,37 +51,36 @@ def stain_normalization_widget(source, targets, *, io: float = 240.0, alpha: flo
     w_alpha = widgets.FloatSlider(value=alpha, min=0.1, max=10.0, step=0.1, description="alpha (%)")
     w_beta = widgets.FloatSlider(value=beta, min=0.0, max=0.6, step=0.01, description="beta (OD)")
     w_target = widgets.Dropdown(options=names, value=names[0], description="target")
-    out = widgets.Output()
+    picture = widgets.Image(format="png")
 
     def draw(change=None):
-        if change is not None:  # a slider moved: replace the figure (nothing to clear on the first draw)
-            out.clear_output(wait=True)
-        with out:
-            fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
-            target = targets[w_target.value]
-            viz.show_image(source, ax=axes[0], title="source")
-            viz.show_image(target, ax=axes[1], title=f"target: {w_target.value}")
-            try:
-                norm = stain.MacenkoNormalizer(io=io, alpha=w_alpha.value, beta=w_beta.value).fit(target)
-                viz.show_image(norm.transform(source), ax=axes[2], title="Macenko-normalized")
-                est = norm.estimate(source)
-                od = stain.rgb_to_od(source, io=io).reshape(-1, 3)
-                od = od[(od >= w_beta.value).all(axis=1)]
-                phi = np.arctan2(od @ est.stain_matrix[1], od @ est.stain_matrix[0])
-                viz.plot_angle_histogram(phi, ax=axes[3], title="source tissue: angle to H vs E")
-                axes[3].set_xlabel("atan2(OD·E, OD·H) (degrees)")
-            except ValueError as exc:
-                for ax in axes[2:]:
-                    ax.axis("off")
-                axes[2].text(0, 0.5, "\n".join(str(exc)[i : i + 50] for i in range(0, 200, 50)), fontsize=8)
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
+        target = targets[w_target.value]
+        viz.show_image(source, ax=axes[0], title="source")
+        viz.show_image(target, ax=axes[1], title=f"target: {w_target.value}")
+        try:
+            norm = stain.MacenkoNormalizer(io=io, alpha=w_alpha.value, beta=w_beta.value).fit(target)
+            viz.show_image(norm.transform(source), ax=axes[2], title="Macenko-normalized")
+            est = norm.estimate(source)
+            od = stain.rgb_to_od(source, io=io).reshape(-1, 3)
+            od = od[(od >= w_beta.value).all(axis=1)]
+            phi = np.arctan2(od @ est.stain_matrix[1], od @ est.stain_matrix[0])
+            viz.plot_angle_histogram(phi, ax=axes[3], title="source tissue: angle to H vs E")
+            axes[3].set_xlabel("atan2(OD·E, OD·H) (degrees)")
+        except ValueError as exc:
+            for ax in axes[2:]:
+                ax.axis("off")
+            axes[2].text(0, 0.5, "\n".join(str(exc)[i : i + 50] for i in range(0, 200, 50)), fontsize=8)
+        fig.tight_layout()
+        buf = _io.BytesIO()
+        fig.savefig(buf, format="png", dpi=72)
+        plt.close(fig)
+        picture.value = buf.getvalue()
 
     for w in (w_alpha, w_beta, w_target):
         w.observe(draw, names="value")
     draw()
-    return widgets.VBox([widgets.HBox([w_alpha, w_beta, w_target]), out])
+    return widgets.VBox([widgets.HBox([w_alpha, w_beta, w_target]), picture])
 
 
 # ------------------------------------------------------------------------------- chapter 0: synthetic data

@@ -766,6 +766,10 @@ def test_stain_normalization_widget_builds_and_survives_bad_settings():
     src, tgt = he_image(71, 64, LAB_C), he_image(72, 64, LAB_A)
     w = nk.widgets.stain_normalization_widget(src, {"a": tgt, "blank": _blank((250, 250, 250))})
     alpha, beta, target = w.children[0].children
+    picture = w.children[1]
+    first = picture.value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
     target.value = "blank"  # an unusable target shows the error instead of raising
     beta.value = 0.5
     assert alpha.value == 1.0
+    assert picture.value != first
