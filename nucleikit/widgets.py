@@ -87,8 +87,23 @@ def stain_normalization_widget(source, targets, *, io: float = 240.0, alpha: flo
 __all__ += ["synth_widget"]
 
 
+def _figure_png(fig) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def synth_widget(*, kind: str = "he", seed: int = 0, shape: tuple[int, int] = (256, 256)):
     """Generate synthetic tiles interactively: stain style, density, organ and difficulty.
+
+    The figure is an ``ipywidgets.Image`` (PNG bytes), not an ``Output`` widget: capturing ``display``
+    calls in an ``Output`` widget can hang papermill's kernel client (seen in this project's CI runs).
 
     Parameters
     ----------
@@ -106,7 +121,6 @@ def synth_widget(*, kind: str = "he", seed: int = 0, shape: tuple[int, int] = (2
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from . import synth, viz
 
@@ -116,28 +130,25 @@ def synth_widget(*, kind: str = "he", seed: int = 0, shape: tuple[int, int] = (2
     w_density = widgets.FloatSlider(value=1.0, min=0.2, max=2.0, step=0.1, description="density")
     w_organ = widgets.Dropdown(options=list(synth.ORGANS), value="breast", description="organ")
     w_diff = widgets.Dropdown(options=list(synth.DIFFICULTIES), value="default", description="difficulty")
-    out = widgets.Output()
+    image = widgets.Image(format="png")
 
     def draw(*_):
-        with out:
-            out.clear_output(wait=True)
-            gen = synth.he_tile if kind == "he" else synth.ki67_tile
-            tile = gen(
-                shape,
-                style=w_style.value,
-                density=w_density.value,
-                organ=w_organ.value,
-                difficulty=w_diff.value,
-                rng=seed,
-            )
-            fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
-            viz.show_image(tile.image, ax=axes[0], title=f"{w_style.value}, {tile.truth.n} nuclei")
-            viz.show_truth(tile, ax=axes[1], title="truth: outlines and classes")
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        gen = synth.he_tile if kind == "he" else synth.ki67_tile
+        tile = gen(
+            shape,
+            style=w_style.value,
+            density=w_density.value,
+            organ=w_organ.value,
+            difficulty=w_diff.value,
+            rng=seed,
+        )
+        fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
+        viz.show_image(tile.image, ax=axes[0], title=f"{w_style.value}, {tile.truth.n} nuclei")
+        viz.show_truth(tile, ax=axes[1], title="truth: outlines and classes")
+        fig.tight_layout()
+        image.value = _figure_png(fig)
 
     for w in (w_style, w_density, w_organ, w_diff):
         w.observe(draw, names="value")
     draw()
-    return widgets.VBox([widgets.HBox([w_style, w_density]), widgets.HBox([w_organ, w_diff]), out])
+    return widgets.VBox([widgets.HBox([w_style, w_density]), widgets.HBox([w_organ, w_diff]), image])

@@ -381,14 +381,14 @@ class Difficulty:
         Stain variation between tiles (see :func:`nucleikit.synth.jitter_style`), 0 = none.
     """
 
-    touching: float = 0.6
-    class_overlap: float = 0.35
-    faint: float = 0.12
-    out_of_focus: float = 0.1
-    debris: float = 4.0
+    touching: float = 0.85
+    class_overlap: float = 0.15
+    faint: float = 0.2
+    out_of_focus: float = 0.15
+    debris: float = 8.0
     fold: float = 0.1
-    blur_um: float = 0.35
-    noise: float = 0.02
+    blur_um: float = 0.4
+    noise: float = 0.025
     illumination: float = 0.06
     jpeg_quality: int = 85
     stain_jitter: float = 0.5
