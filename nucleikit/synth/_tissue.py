@@ -95,11 +95,13 @@ def make_layout(
     s_str = np.clip(1 - s_bg - s_nest - s_lym, 0, 1)
 
     # collagen: dense pink bundles split by thin, wavy, broken clefts along a slowly turning direction
-    theta = grid.upsample(f_angle)
     k = np.float32(2 * np.pi * mpp / 8.0)  # one cleft every ~8 micrometres
-    yy = np.arange(H, dtype=np.float32)[:, None]
-    xx = np.arange(W, dtype=np.float32)[None, :]
-    phase = k * (xx * np.cos(theta) + yy * np.sin(theta)) + np.float32(2.2) * f_phase.upsample(phase_noise)
+    yy = np.arange(H, dtype=np.float32)[:, None] * k
+    xx = np.arange(W, dtype=np.float32)[None, :] * k
+    # cos and sin of the slowly turning fibre angle, interpolated from the grid (cheaper than full-res trig)
+    phase = xx * grid.upsample(np.cos(f_angle))
+    phase += yy * grid.upsample(np.sin(f_angle))
+    phase += np.float32(2.2) * f_phase.upsample(phase_noise)
     grain = np.clip(f_phase.upsample(grain_c) * np.float32(0.6), -1, 1)
     wave = np.cos(phase)
     cleft = np.clip((wave - np.float32(0.6)) * np.float32(1 / 0.4), 0, 1)  # thin pale clefts
