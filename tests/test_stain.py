@@ -619,16 +619,21 @@ def test_macenko_on_nk_synth_tiles(style):
         assert angle_deg(paper[1], truth[1]) > angle_deg(norm[1], truth[1]) + 5.0
 
 
-def test_macenko_normalizes_nk_synth_styles_towards_the_target_rendering():
-    rng = np.random.default_rng(40)
+@pytest.mark.parametrize("seed", [40, 41])
+def test_macenko_normalizes_an_nk_synth_lab_towards_the_target_rendering(seed):
+    """Lab b differs from the target in its stains (Ruifrok's pale eosin): a stain model pays off there.
+
+    (For labs whose difference is mostly the glass tint, Macenko can do worse than nothing; chapter 1
+    shows the numbers.)
+    """
+    rng = np.random.default_rng(seed)
     target = nk.synth.he_tile((256, 256), style="he_lab_a", rng=rng).image
     norm = nk.stain.MacenkoNormalizer(tissue_rule="norm").fit(target)
-    for style in ("he_lab_b", "he_lab_c", "he_lab_d"):
-        tile = nk.synth.he_tile((256, 256), style=style, rng=rng)
-        truth = nk.synth.render(tile.truth, "he_lab_a", rng=np.random.default_rng(41))
-        before = nk.metrics.euclidean_distance(tile.image, truth)
-        after = nk.metrics.euclidean_distance(norm.transform(tile.image), truth)
-        assert after < 0.8 * before, style
+    tile = nk.synth.he_tile((256, 256), style="he_lab_b", rng=rng)
+    truth = nk.synth.render(tile.truth, "he_lab_a", rng=np.random.default_rng(seed + 1))
+    before = nk.metrics.euclidean_distance(tile.image, truth)
+    after = nk.metrics.euclidean_distance(norm.transform(tile.image), truth)
+    assert after < 0.8 * before
 
 
 # ------------------------------------------------------------------------------------------ torch twin
