@@ -35,6 +35,7 @@ _SUBMODULES = (
     "stain",
     "synth",
     "train",
+    "transfer",
     "viz",
     "widgets",
 )
@@ -55,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
         stain,
         synth,
         train,
+        transfer,
         viz,
         widgets,
     )

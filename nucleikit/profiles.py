@@ -118,7 +118,78 @@ class StainSettings(Settings):
 
 @dataclass(frozen=True)
 class StainTransferSettings(Settings):
-    """Chapter 2: CNN stain transfer."""
+    """Chapter 2: CNN stain transfer (Yuan & Suh 2018, after Iizuka et al. 2016).
+
+    Attributes
+    ----------
+    target_style : str
+        The lab whose style the network learns (a name of ``nk.synth.STYLES``).
+    test_styles : tuple of str
+        The other labs whose tiles are normalized to it in the evaluation.
+    tile : int
+        Side of the synthetic training tiles (crops are cut from them).
+    n_train : int
+        Training tiles in the target style, balanced over the four tissue types.
+    crop : int
+        Side of the training crops (the paper: 224).
+    widths : tuple of int
+        Channels of the encoder at scales 1/2, 1/4, 1/8 (the paper: 64, 128, 256).
+    global_dim : int
+        Length of the global feature vector (the paper: 256).
+    hidden_dim : int
+        Fully connected layer before the global vector (OUR DEFAULT at paper scale: 512).
+    class_weight : float
+        Weight w of the tissue-class cross-entropy (the paper: 1/300 to 1/30).
+    batch_size : int
+        Crops per step (the paper: 64).
+    steps : int
+        Optimiser steps of each of the two networks (MSE only; MSE + class).
+    optimizer, lr, rho : str, float, float
+        The paper: Adadelta, lr 1.0, rho 0.9 (eps 1e-6). Quick: Adam, which needs fewer steps.
+    lightness_jitter : float
+        Random power applied to the input lightness per crop, ``exp(U(-j, j))`` (0 = off; see
+        :func:`nucleikit.transfer.pair_batches`).
+    test_tile : int
+        Side of the held-out test tiles.
+    n_test : int
+        Held-out tissue tiles, each rendered in every test style and in the target style.
+    n_lumen : int
+        Lumen-rich held-out tiles for the white-background comparison.
+    norm_tile, norm_overlap : int
+        Tile and overlap of ``nk.models.normalize_image`` on images larger than a tile.
+    seg_widths : tuple of int
+        U-Net channels of the downstream segmentation (chapter 3's pipeline).
+    seg_patch, seg_batch, seg_steps : int
+        Its training patches, batch and Adam steps.
+    seg_lr : float
+        Its learning rate.
+    """
+
+    target_style: str = "he_lab_a"
+    test_styles: tuple[str, ...] = ("he_lab_b", "he_lab_c", "he_lab_d")
+    tile: int = 160
+    n_train: int = 48
+    crop: int = 96
+    widths: tuple[int, ...] = (16, 32, 64)
+    global_dim: int = 64
+    hidden_dim: int = 64
+    class_weight: float = 1.0 / 30.0
+    batch_size: int = 16
+    steps: int = 300
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    rho: float = 0.9
+    lightness_jitter: float = 0.0
+    test_tile: int = 192
+    n_test: int = 6
+    n_lumen: int = 4
+    norm_tile: int = 512
+    norm_overlap: int = 128
+    seg_widths: tuple[int, ...] = (8, 16, 32, 64)
+    seg_patch: int = 96
+    seg_batch: int = 8
+    seg_steps: int = 150
+    seg_lr: float = 3e-3
 
 
 @dataclass(frozen=True)
@@ -220,6 +291,30 @@ _PROFILE_VALUES: dict[str, dict[str, dict[str, Any]]] = {
     "full": {key: {"num_threads": 0} for key in CHAPTERS},
 }
 _PROFILE_VALUES["full"]["01_stain_normalization"].update(tile=1024, n_tiles=8)
+# Stain transfer at paper scale: 224 px crops, widths 64-128-256, 256-d global vector, Adadelta lr 1.0
+# rho 0.9 eps 1e-6, batch 64 (the step count and set sizes are ours: the paper gives neither).
+_PROFILE_VALUES["full"]["02_stain_transfer"].update(
+    tile=448,
+    n_train=512,
+    crop=224,
+    widths=(64, 128, 256),
+    global_dim=256,
+    hidden_dim=512,
+    class_weight=1.0 / 300.0,
+    batch_size=64,
+    steps=20_000,
+    optimizer="adadelta",
+    lr=1.0,
+    rho=0.9,
+    test_tile=512,
+    n_test=32,
+    n_lumen=16,
+    seg_widths=(32, 64, 128, 256, 512),
+    seg_patch=256,
+    seg_batch=6,
+    seg_steps=20_000,
+    seg_lr=1e-3,
+)
 _PROFILE_VALUES["full"]["00_data"].update(n_val=8, n_test=32, n_crop_tiles=200, crop_steps=2000)
 
 

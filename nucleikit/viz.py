@@ -467,3 +467,139 @@ def show_stain_swatches(
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+# ---------------------------------------------------------------------------- chapter 2: stain transfer
+__all__ += ["plot_method_scores", "show_feature_maps", "show_lab_channels"]
+
+
+def show_lab_channels(image: np.ndarray, axes: Any = None, title: str | None = None):
+    """Show an RGB image beside its CIELAB lightness L and chroma a*, b*, each with a colour bar.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+        RGB, uint8 or float in [0, 1].
+    axes : sequence of 4 Axes, optional
+        Where to draw (a new 1 x 4 figure when None).
+    title : str, optional
+        Title of the first panel.
+
+    Returns
+    -------
+    ndarray of Axes, shape (4,)
+    """
+    from skimage.color import rgb2lab
+
+    if axes is None:
+        _, axes = plt.subplots(1, 4, figsize=(13, 3.0))
+    axes = np.asarray(axes).ravel()
+    lab = rgb2lab(np.asarray(image))
+    show_image(image, ax=axes[0], title=title or "RGB")
+    panels = (
+        ("L (lightness): the structure", lab[..., 0], "gray", 0.0, 100.0),
+        ("a* (green - / red +)", lab[..., 1], "PiYG_r", -40.0, 40.0),
+        ("b* (blue - / yellow +)", lab[..., 2], "PuOr_r", -40.0, 40.0),
+    )
+    for ax, (name, values, cmap, lo, hi) in zip(axes[1:], panels, strict=True):
+        im = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(name, fontsize=9)
+        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+    return axes
+
+
+def show_feature_maps(features: Any, n: int = 8, axes: Any = None, title: str | None = None):
+    """Show the first ``n`` channels of a feature map in a row, each scaled to its own range.
+
+    Parameters
+    ----------
+    features : ndarray or Tensor of shape (C, h, w) or (1, C, h, w)
+        Activations of one image.
+    n : int
+        Channels to show (at most C).
+    axes : sequence of Axes, optional
+        Where to draw (a new 1 x n figure when None).
+    title : str, optional
+        Title of the first panel (the shape is added).
+
+    Returns
+    -------
+    ndarray of Axes
+    """
+    x = features.detach().cpu().numpy() if hasattr(features, "detach") else np.asarray(features)
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 3:
+        raise ValueError(f"features: expected shape (C, h, w) or (1, C, h, w), got {x.shape}")
+    n = min(int(n), x.shape[0])
+    if axes is None:
+        _, axes = plt.subplots(1, n, figsize=(1.6 * n, 1.9))
+    axes = np.atleast_1d(np.asarray(axes)).ravel()
+    for k, ax in enumerate(axes[:n]):
+        show_image(x[k], ax=ax, cmap="magma", title=f"ch {k}")
+    if title:
+        axes[0].set_title(f"{title}\n{tuple(x.shape)}: ch 0", fontsize=8, loc="left")
+    return axes
+
+
+def plot_method_scores(
+    scores: dict[str, Any],
+    metrics: Sequence[str] = ("euclidean", "hist_corr", "hellinger"),
+    axes: Any = None,
+    by: str = "style",
+    title: str | None = None,
+):
+    """Compare normalizers: one panel per metric, a bar per method (mean over tiles), a dot per group.
+
+    Parameters
+    ----------
+    scores : dict of str to pandas.DataFrame
+        Method name -> the result of :func:`nucleikit.transfer.score_normalizer` (one row per tile).
+    metrics : sequence of str
+        Columns to draw, one panel each.
+    axes : sequence of Axes, optional
+        Where to draw (a new 1 x len(metrics) figure when None).
+    by : str
+        Column whose groups are drawn as dots over each bar (the source style); "" for none.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    ndarray of Axes
+    """
+    names = list(scores)
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4))
+    axes = np.atleast_1d(np.asarray(axes)).ravel()
+    better = {
+        "euclidean": "lower",
+        "hellinger": "lower",
+        "hist_corr": "higher",
+        "psnr": "higher",
+        "ssim": "higher",
+    }
+    pos = np.arange(len(names))
+    for ax, metric in zip(axes, metrics, strict=False):
+        means = [float(np.nanmean(scores[m][metric])) for m in names]
+        ax.bar(pos, means, color=[CLASS_COLORS[k % len(CLASS_COLORS)] for k in range(len(names))], alpha=0.8)
+        if by:
+            groups = sorted(set().union(*(set(scores[m][by]) for m in names)))
+            markers = "os^vDP*X"
+            for g, group in enumerate(groups):
+                vals = [float(np.nanmean(scores[m].loc[scores[m][by] == group, metric])) for m in names]
+                ax.scatter(
+                    pos, vals, color="k", s=14, marker=markers[g % len(markers)], label=group, zorder=3
+                )
+        ax.set_xticks(pos, names, rotation=30, ha="right", fontsize=8)
+        note = f" ({better[metric]} is better)" if metric in better else ""
+        ax.set_title(f"{metric}{note}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    if by:
+        axes[0].legend(fontsize=7, title=by, title_fontsize=7)
+    if title:
+        axes[0].figure.suptitle(title, fontsize=10)
+    axes[0].figure.tight_layout()
+    return axes

@@ -152,3 +152,78 @@ def synth_widget(*, kind: str = "he", seed: int = 0, shape: tuple[int, int] = (2
         w.observe(draw, names="value")
     draw()
     return widgets.VBox([widgets.HBox([w_style, w_density]), widgets.HBox([w_organ, w_diff]), image])
+
+
+# ---------------------------------------------------------------------------- chapter 2: stain transfer
+__all__ += ["stain_strength_widget"]
+
+
+def stain_strength_widget(truth, normalizers, *, style: str = "he_lab_c", target_style: str = "he_lab_a"):
+    """Re-stain one synthetic tissue with more or less hematoxylin and eosin, and normalize it each time.
+
+    Parameters
+    ----------
+    truth : nucleikit.synth.Truth
+        The tissue (its stain concentrations).
+    normalizers : dict of str to callable
+        Method name -> ``normalize(image) -> image`` (uint8 RGB in and out).
+    style : str
+        Source lab whose stain vectors and glass are used; the sliders scale its stain amounts.
+    target_style : str
+        The style the normalizers aim at; the truth panel is the tissue rendered in it.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Two sliders (hematoxylin and eosin amount, times the source lab's) and the figure as an ``Image``
+        widget: the source, each method's output with its mean colour distance to the truth, and the truth.
+        A method that raises ``ValueError`` shows its message instead of an image.
+
+    Notes
+    -----
+    Rendering is noise-free (``difficulty="clean"``), so only the stain amounts change between draws. The
+    figure is a PNG in an ``ipywidgets.Image`` (like :func:`stain_normalization_widget`): an ``Output``
+    widget hung headless execution.
+    """
+    import io as _io
+
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import metrics, synth, viz
+
+    base = synth.get_style(style)
+    truth_img = synth.render(truth, target_style, difficulty="clean")
+    w_h = widgets.FloatSlider(value=1.0, min=0.4, max=2.0, step=0.1, description="hematoxylin x")
+    w_e = widgets.FloatSlider(value=1.0, min=0.4, max=2.0, step=0.1, description="eosin x")
+    picture = widgets.Image(format="png")
+
+    def draw(change=None):
+        amounts = base.intensity * np.array([w_h.value, w_e.value])
+        name = f"{style} x({w_h.value:.1f}, {w_e.value:.1f})"
+        source = synth.render(
+            truth, synth.StainStyle(name, base.stains, amounts, base.background), difficulty="clean"
+        )
+        panels = [(source, f"source ({style}, H x{w_h.value:.1f}, E x{w_e.value:.1f})")]
+        for method, normalize in normalizers.items():
+            try:
+                img = normalize(source)
+                dist = metrics.euclidean_distance(img, truth_img)
+                panels.append((img, f"{method}\ndistance to truth {dist:.3f}"))
+            except ValueError as exc:
+                panels.append((np.full_like(source, 255), f"{method}: failed\n{str(exc)[:40]}"))
+        panels.append((truth_img, f"truth ({target_style})"))
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 3.2))
+        for ax, (img, title) in zip(axes, panels, strict=True):
+            viz.show_image(img, ax=ax, title=title)
+        fig.tight_layout()
+        buf = _io.BytesIO()
+        fig.savefig(buf, format="png", dpi=72)
+        plt.close(fig)
+        picture.value = buf.getvalue()
+
+    for w in (w_h, w_e):
+        w.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([w_h, w_e]), picture])
