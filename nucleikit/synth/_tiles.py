@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import check_positive, check_probability, describe
 from . import _tissue as T
-from ._fields import blur
+from ._fields import block_rows, blur
 from ._types import (
     DEFAULT_HE_STYLE,
     DEFAULT_IHC_STYLE,
@@ -51,8 +51,25 @@ def _check_shape(shape: Any) -> tuple[int, int]:
 
 
 # --------------------------------------------------------------------------------------------- render
+def _illumination(H: int, W: int, angle: float, strength: float) -> np.ndarray:
+    """Uneven illumination (a gradient along ``angle`` and a vignette), float32 (H, W), in row blocks."""
+    f32 = np.float32
+    yy = np.linspace(-1, 1, H, dtype=f32)[:, None]
+    xx = np.linspace(-1, 1, W, dtype=f32)[None, :]
+    xc, ys, s = xx * f32(np.cos(angle)), yy * f32(np.sin(angle)), f32(strength)
+    xx2 = xx * xx
+    illum = np.empty((H, W), f32)
+    rows = block_rows(W)
+    for r0 in range(0, H, rows):
+        r1 = min(r0 + rows, H)
+        ramp = 0.5 + 0.5 * (xc + ys[r0:r1]) / f32(1.42)
+        vign = (xx2 + yy[r0:r1] * yy[r0:r1]) * f32(0.5)
+        illum[r0:r1] = 1 - s * (0.6 * ramp + 0.4 * vign)
+    return illum
+
+
 def _render(
-    conc: np.ndarray,
+    planes: list[np.ndarray],
     stains: np.ndarray,
     background: np.ndarray,
     difficulty: Difficulty,
@@ -60,53 +77,54 @@ def _render(
     rng: np.random.Generator,
     as_float: bool,
 ) -> np.ndarray:
-    H, W, n = conc.shape
+    """Render concentration planes (each (H, W) float32, C-contiguous; not modified) to an RGB image."""
+    H, W = planes[0].shape
+    n = len(planes)
     f32 = np.float32
     sigma = difficulty.blur_um / mpp
-    planes = [np.ascontiguousarray(conc[..., k]) for k in range(n)]
     if sigma > 0.05:
         planes = [blur(pl, sigma) for pl in planes]
     illum = None
     if difficulty.illumination > 0:
-        ang = rng.uniform(0, 2 * np.pi)
-        yy = np.linspace(-1, 1, H, dtype=f32)[:, None]
-        xx = np.linspace(-1, 1, W, dtype=f32)[None, :]
-        ramp = 0.5 + 0.5 * (xx * f32(np.cos(ang)) + yy * f32(np.sin(ang))) / f32(1.42)
-        vign = (xx * xx + yy * yy) * f32(0.5)
-        illum = 1 - f32(difficulty.illumination) * (0.6 * ramp + 0.4 * vign)
-    out = []
-    for ch in range(3):  # one colour plane at a time: OD = sum_k c_k S_k,ch, I = I0 exp(-OD)
-        od = planes[0] * f32(-stains[0, ch])
-        for k in range(1, n):
-            od -= planes[k] * f32(stains[k, ch])
-        img = np.exp(od, out=od)
-        img *= f32(background[ch])
-        if illum is not None:
-            img *= illum
-        if difficulty.noise > 0:
-            # shot-like noise: standard deviation noise * sqrt(I) (uniform, variance-matched)
-            u = rng.random((H, W), dtype=f32)
-            u -= f32(0.5)
-            u *= np.sqrt(img)
-            u *= f32(difficulty.noise * np.sqrt(12.0))
-            img += u
-        np.clip(img, 0, 1, out=img)
-        if not as_float:
-            img *= f32(255)
-            img += f32(0.5)
-            img = img.astype(np.uint8)
-        out.append(img)
-    out = np.stack(out, -1)
-    if as_float:
+        illum = _illumination(H, W, rng.uniform(0, 2 * np.pi), difficulty.illumination)
+    out = np.empty((H, W, 3), f32 if as_float else np.uint8)
+    rows = block_rows(W)
+    amp = f32(difficulty.noise * np.sqrt(12.0))
+    # one colour plane at a time (the noise of plane ch is drawn after all of plane ch - 1), in row blocks:
+    # OD = sum_k c_k S_k,ch, I = I0 exp(-OD)
+    for ch in range(3):
+        for r0 in range(0, H, rows):
+            r1 = min(r0 + rows, H)
+            od = planes[0][r0:r1] * f32(-stains[0, ch])
+            for k in range(1, n):
+                od -= planes[k][r0:r1] * f32(stains[k, ch])
+            img = np.exp(od, out=od)
+            img *= f32(background[ch])
+            if illum is not None:
+                img *= illum[r0:r1]
+            if difficulty.noise > 0:
+                # shot-like noise: standard deviation noise * sqrt(I) (uniform, variance-matched)
+                u = rng.random((r1 - r0, W), dtype=f32)
+                u -= f32(0.5)
+                u *= np.sqrt(img)
+                u *= amp
+                img += u
+            np.clip(img, 0, 1, out=img)
+            if not as_float:
+                img *= f32(255)
+                img += f32(0.5)
+            out[r0:r1, :, ch] = img  # float32 -> uint8 truncates, like astype
+    if as_float or difficulty.jpeg_quality <= 0:
         return out
-    if difficulty.jpeg_quality > 0:
-        from PIL import Image
+    from PIL import Image
 
-        buf = io.BytesIO()
-        Image.fromarray(out).save(buf, format="JPEG", quality=int(difficulty.jpeg_quality))
-        buf.seek(0)
-        out = np.asarray(Image.open(buf).convert("RGB")).copy()
-    return out
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, format="JPEG", quality=int(difficulty.jpeg_quality))
+    buf.seek(0)
+    decoded = Image.open(buf)
+    if decoded.mode != "RGB":
+        decoded = decoded.convert("RGB")
+    return np.array(decoded)
 
 
 def render(
@@ -161,9 +179,9 @@ def render(
             f"({truth.style.name}), got {style.name} ({style.kind}, {style.stains.shape[0]} stains)"
         )
     scale = (style.intensity / truth.style.intensity).astype(np.float32)
-    conc = truth.concentrations * scale
+    planes = [truth.concentrations[..., k] * scale[k] for k in range(n)]  # = (concentrations * scale)[..., k]
     return _render(
-        conc,
+        planes,
         style.stains,
         style.background,
         get_difficulty(difficulty),
@@ -324,28 +342,40 @@ def _build(
     full_area = np.zeros(n + 1, np.int64)
     T.rasterize(T.concat_blobs([junk, nuclei]), shape, tex, tex2, acc0, acc1, lab, full_area)
 
-    # ---- tissue background stains
-    s = layout.soft
-    fib_map, grain = layout.fibres, layout.grain
-    if ihc:
-        h_bg = s["tumour"] * (0.2 * (1 + 0.3 * grain)) + s["stroma"] * (0.22 * fib_map) + s["lymphoid"] * 0.15
-        x_bg = (s["tumour"] + 0.5 * s["stroma"]) * (0.03 * (1 + 0.5 * grain))
-    else:
-        h_bg = s["tumour"] * (0.26 * (1 + 0.3 * grain)) + s["stroma"] * (0.05 * fib_map)
-        h_bg += s["lymphoid"] * 0.12
-        x_bg = (
-            s["tumour"] * (organ.cytoplasm * (0.85 + 0.3 * grain))
-            + s["stroma"] * (organ.stroma * fib_map)
-            + s["lymphoid"] * 0.2
-            + s["bg"] * (0.04 * (1 + grain))
-        )
-    c0 = h_bg + acc0.reshape(shape)
-    c1 = x_bg + acc1.reshape(shape)
-    if diff.fold > 0 and rng.random() < diff.fold:
-        band = 1 + np.float32(0.8) * T.fold_band(shape, mpp, rng) * (1 - s["bg"])
-        c0, c1 = c0 * band, c1 * band
-    conc = np.stack([c0 * np.float32(style.intensity[0]), c1 * np.float32(style.intensity[1])], -1)
-    conc = conc.astype(np.float32, copy=False)
+    # ---- tissue background stains, plus the nuclei, in row blocks
+    fold = T.fold_params(shape, mpp, rng) if diff.fold > 0 and rng.random() < diff.fold else None
+    f32 = np.float32
+    intensity = (f32(style.intensity[0]), f32(style.intensity[1]))
+    planes = [np.empty(shape, f32), np.empty(shape, f32)]  # concentrations in the style's stain amounts
+    conc = np.empty((H, W, 2), f32)
+    acc = (acc0.reshape(shape), acc1.reshape(shape))
+    rows = block_rows(W)
+    for r0 in range(0, H, rows):
+        r1 = min(r0 + rows, H)
+        s, fib_map, grain = layout.maps(r0, r1)
+        if ihc:
+            h_bg = (
+                s["tumour"] * (0.2 * (1 + 0.3 * grain))
+                + s["stroma"] * (0.22 * fib_map)
+                + s["lymphoid"] * 0.15
+            )
+            x_bg = (s["tumour"] + 0.5 * s["stroma"]) * (0.03 * (1 + 0.5 * grain))
+        else:
+            h_bg = s["tumour"] * (0.26 * (1 + 0.3 * grain)) + s["stroma"] * (0.05 * fib_map)
+            h_bg += s["lymphoid"] * 0.12
+            x_bg = (
+                s["tumour"] * (organ.cytoplasm * (0.85 + 0.3 * grain))
+                + s["stroma"] * (organ.stroma * fib_map)
+                + s["lymphoid"] * 0.2
+                + s["bg"] * (0.04 * (1 + grain))
+            )
+        c = [h_bg + acc[0][r0:r1], x_bg + acc[1][r0:r1]]
+        if fold is not None:  # a fold doubles the section
+            band = 1 + f32(0.8) * T.fold_band(fold, (r0, r1), W, mpp) * (1 - s["bg"])
+            c = [c[0] * band, c[1] * band]
+        for k in range(2):
+            np.multiply(c[k], intensity[k], out=planes[k][r0:r1])
+            conc[r0:r1, :, k] = planes[k][r0:r1]
 
     # ---- instances: drop nuclei hidden behind others, relabel 1..N, centroids inside
     counts = np.bincount(lab, minlength=n + 1)
@@ -402,17 +432,17 @@ def _build(
         dab_positive=positive,
         organ=organ.name,
     )
-    image = _render(conc, style.stains, style.background, diff, mpp, rng, as_float=False)
+    image = _render(planes, style.stains, style.background, diff, mpp, rng, as_float=False)
     tile = Tile(image=image, truth=truth)
     if not steps:
         return tile
-    clean = _render(conc, style.stains, style.background, get_difficulty("clean"), mpp, rng, as_float=False)
+    clean = _render(planes, style.stains, style.background, get_difficulty("clean"), mpp, rng, as_float=False)
     names = ("hematoxylin", "DAB") if ihc else ("hematoxylin", "eosin")
     return tile, {
         "regions": regions,
         "nuclei": labels,
-        f"{names[1]} (tissue)": c1 * np.float32(style.intensity[1]),
-        f"{names[0]} (nuclei + tissue)": c0 * np.float32(style.intensity[0]),
+        f"{names[1]} (tissue)": planes[1].copy(),
+        f"{names[0]} (nuclei + tissue)": planes[0].copy(),
         "Beer-Lambert, no optics": clean,
         "with optics (final)": image,
     }

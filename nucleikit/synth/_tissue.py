@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._fields import CoarseGrid, soft_step
+from ._fields import CoarseGrid, block_rows, soft_step
 from ._types import TISSUE_TYPES, Difficulty, NucleusType, Organ
 
 # Region codes of the H&E layout (HE_REGIONS order).
@@ -18,16 +18,52 @@ _TISSUE_REGION = {"tumour": TUMOUR, "stroma": STROMA, "lymphocyte": LYMPHOID, "l
 
 @dataclass
 class Layout:
-    """Where the tissue compartments are, as hard regions and soft memberships."""
+    """Where the tissue compartments are: hard regions, and soft memberships computed per row block.
+
+    The full-resolution fields are kept as upsampled from the coarse grids; :meth:`maps` turns a block of
+    rows of them into soft memberships, the collagen fibre pattern and the grain (elementwise, so a block
+    equals the same rows of a whole-tile computation).
+    """
 
     regions: np.ndarray  # (H, W) int8, codes BG/TUMOUR/STROMA/LYMPHOID
-    soft: dict[str, np.ndarray]  # "bg", "tumour", "stroma", "lymphoid": (H, W) float32 memberships
-    fibres: np.ndarray  # (H, W) float32 in [0, 1], collagen fibre pattern
-    grain: np.ndarray  # (H, W) float32 medium-scale texture in [-1, 1]
     grid: CoarseGrid
     f_nest: np.ndarray  # coarse tumour-nest field (for gland orientation)
     f_angle: np.ndarray  # coarse fibre angle (radians)
     tissue_type: str
+    fields: dict[str, np.ndarray]  # (H, W) float32 upsampled fields: bg, nest, lymph, cos, sin, phase, grain
+    thresholds: tuple[np.float32, np.float32, np.float32, np.float32]  # bg, lumen, nest, lymph
+    wavenumber: np.float32  # collagen cleft wavenumber (radians per pixel)
+
+    def maps(self, r0: int, r1: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """Soft memberships ("bg", "tumour", "stroma", "lymphoid"), fibres and grain of rows r0:r1.
+
+        Returns float32 arrays of shape (r1 - r0, W): memberships in [0, 1], the collagen fibre pattern
+        (dense pink bundles split by thin, wavy, broken clefts along a slowly turning direction) and the
+        medium-scale grain in [-1, 1].
+        """
+        f = {k: v[r0:r1] for k, v in self.fields.items()}
+        t_bg, t_lumen, t_nest, t_lym = self.thresholds
+        w = 0.12  # softness of compartment borders (in field units)
+        s_bg = 1 - (1 - soft_step(f["bg"] - t_bg, w)) * (1 - soft_step(f["nest"] - t_lumen, w))
+        s_nest = (1 - s_bg) * soft_step(f["nest"] - t_nest, w)
+        s_lym = (1 - s_bg - s_nest) * soft_step(f["lymph"] - t_lym, w)
+        s_str = np.clip(1 - s_bg - s_nest - s_lym, 0, 1)
+
+        k = self.wavenumber  # one cleft every ~8 micrometres
+        yy = np.arange(r0, r1, dtype=np.float32)[:, None] * k
+        xx = np.arange(f["bg"].shape[1], dtype=np.float32)[None, :] * k
+        # cos and sin of the slowly turning fibre angle come interpolated from the grid (cheaper than trig)
+        phase = xx * f["cos"]
+        phase += yy * f["sin"]
+        phase += np.float32(2.2) * f["phase"]
+        grain = np.clip(f["grain"] * np.float32(0.6), -1, 1)
+        wave = np.cos(phase)
+        cleft = np.clip((wave - np.float32(0.6)) * np.float32(1 / 0.4), 0, 1)  # thin pale clefts
+        cleft *= np.clip(0.3 + 1.5 * grain, 0, 1)
+        strand = np.clip((-wave - np.float32(0.75)) * np.float32(1 / 0.25), 0, 1)  # thin dense strands
+        fibres = (1 - 0.6 * cleft + 0.25 * strand) * (0.85 + 0.15 * grain)
+        soft = {"bg": s_bg, "tumour": s_nest, "stroma": s_str, "lymphoid": s_lym}
+        return soft, fibres.astype(np.float32, copy=False), grain.astype(np.float32, copy=False)
 
 
 def _fractions(tissue: str, organ: Organ, rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -78,46 +114,28 @@ def make_layout(
     t_lym = np.quantile(f_lym[rest], 1 - q_l) if rest.any() and q_l > 0 else np.inf
 
     fb, fn, fl = grid.upsample(f_bg), grid.upsample(f_nest), grid.upsample(f_lym)
-    is_bg = (fb > t_bg) | (fn > t_lumen)
-    is_nest = ~is_bg & (fn > t_nest)
-    is_lym = ~is_bg & ~is_nest & (fl > t_lym)
     regions = np.full(shape, STROMA, dtype=np.int8)
-    regions[is_nest] = TUMOUR
-    regions[is_lym] = LYMPHOID
-    regions[is_bg] = BG
-
-    w = 0.12  # softness of compartment borders (in field units)
-    s_bg = 1 - (1 - soft_step(fb - np.float32(min(t_bg, 1e6)), w)) * (
-        1 - soft_step(fn - np.float32(min(t_lumen, 1e6)), w)
-    )
-    s_nest = (1 - s_bg) * soft_step(fn - np.float32(min(t_nest, 1e6)), w)
-    s_lym = (1 - s_bg - s_nest) * soft_step(fl - np.float32(min(t_lym, 1e6)), w)
-    s_str = np.clip(1 - s_bg - s_nest - s_lym, 0, 1)
-
-    # collagen: dense pink bundles split by thin, wavy, broken clefts along a slowly turning direction
-    k = np.float32(2 * np.pi * mpp / 8.0)  # one cleft every ~8 micrometres
-    yy = np.arange(H, dtype=np.float32)[:, None] * k
-    xx = np.arange(W, dtype=np.float32)[None, :] * k
-    # cos and sin of the slowly turning fibre angle, interpolated from the grid (cheaper than full-res trig)
-    phase = xx * grid.upsample(np.cos(f_angle))
-    phase += yy * grid.upsample(np.sin(f_angle))
-    phase += np.float32(2.2) * f_phase.upsample(phase_noise)
-    grain = np.clip(f_phase.upsample(grain_c) * np.float32(0.6), -1, 1)
-    wave = np.cos(phase)
-    cleft = np.clip((wave - np.float32(0.6)) * np.float32(1 / 0.4), 0, 1)  # thin pale clefts
-    cleft *= np.clip(0.3 + 1.5 * grain, 0, 1)
-    strand = np.clip((-wave - np.float32(0.75)) * np.float32(1 / 0.25), 0, 1)  # thin dense strands
-    fibres = (1 - 0.6 * cleft + 0.25 * strand) * (0.85 + 0.15 * grain)
-    return Layout(
-        regions,
-        {"bg": s_bg, "tumour": s_nest, "stroma": s_str, "lymphoid": s_lym},
-        fibres.astype(np.float32),
-        grain.astype(np.float32),
-        grid,
-        f_nest,
-        f_angle,
-        tissue,
-    )
+    rows = block_rows(W)
+    for r0 in range(0, H, rows):
+        b, n, ly, reg = fb[r0 : r0 + rows], fn[r0 : r0 + rows], fl[r0 : r0 + rows], regions[r0 : r0 + rows]
+        is_bg = (b > t_bg) | (n > t_lumen)
+        is_nest = ~is_bg & (n > t_nest)
+        is_lym = ~is_bg & ~is_nest & (ly > t_lym)
+        reg[is_nest] = TUMOUR
+        reg[is_lym] = LYMPHOID
+        reg[is_bg] = BG
+    fields = {
+        "bg": fb,
+        "nest": fn,
+        "lymph": fl,
+        "cos": grid.upsample(np.cos(f_angle)),
+        "sin": grid.upsample(np.sin(f_angle)),
+        "phase": f_phase.upsample(phase_noise),
+        "grain": f_phase.upsample(grain_c),
+    }
+    thresholds = tuple(np.float32(min(t, 1e6)) for t in (t_bg, t_lumen, t_nest, t_lym))
+    k = np.float32(2 * np.pi * mpp / 8.0)
+    return Layout(regions, grid, f_nest, f_angle, tissue, fields, thresholds, k)
 
 
 def dominant_tissue(regions: np.ndarray) -> str:
@@ -241,6 +259,48 @@ def draw_types(
     return {"a": a, "b": b, "coef": coef, "hem": hem, "tex": tex, "rim": rim, "edge": edge, "nucleolus": nuc}
 
 
+#: Pixels per block in :func:`rasterize` (its temporaries then stay in the CPU cache).
+_RASTER_BLOCK = 1 << 15
+#: Angles at which the contour bound of :func:`_reach` is sampled.
+_N_ANGLES = 128
+
+
+def _stamp_boxes(blobs: Blobs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Half-height, half-width of each blob's stamp and its group of similar stamps (same box in a group)."""
+    th = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    harm = np.stack([f(m * th) for m in (2, 3, 4) for f in (np.cos, np.sin)])  # (6, 24)
+    cmax = 1 + np.max(blobs.coef @ harm, axis=1) + 0.02  # (n,) largest contour factor (approximate)
+    k = cmax * (1 + blobs.edge / (0.5 * (blobs.a + blobs.b)))
+    A, B = blobs.a * k, blobs.b * k
+    sphi, cphi = np.sin(blobs.phi), np.cos(blobs.phi)
+    hy = np.ceil(np.sqrt((A * sphi) ** 2 + (B * cphi) ** 2) + 1).astype(np.int64)
+    hx = np.ceil(np.sqrt((A * cphi) ** 2 + (B * sphi) ** 2) + 1).astype(np.int64)
+    q = max(2, int(np.ceil(max(hy.max(), hx.max()) / 6)))
+    _, group = np.unique((hy + q - 1) // q * 1000 + (hx + q - 1) // q, return_inverse=True)
+    group = group.reshape(-1)
+    n_groups = int(group.max()) + 1
+    hy_g = np.zeros(n_groups, np.int64)
+    hx_g = np.zeros(n_groups, np.int64)
+    np.maximum.at(hy_g, group, hy)
+    np.maximum.at(hx_g, group, hx)
+    return hy_g[group], hx_g[group], group
+
+
+def _reach(blobs: Blobs) -> np.ndarray:
+    """Radius, in units of the semi-axes, beyond which a blob's soft profile is exactly 0 (a safe bound).
+
+    A pixel at normalised radius ``r = |(p, q)|`` has ``rho >= r / max(contour, 0.3)`` and its soft
+    profile is 0 once ``rho >= 1 + edge / h`` (``h`` the mean semi-axis). The contour, a trigonometric
+    polynomial of degree 4, is bounded by its maximum over ``_N_ANGLES`` angles plus its Lipschitz constant
+    times half the angular step; relative margins of 1e-4 cover float32 rounding by a wide margin.
+    """
+    th = np.arange(_N_ANGLES) * (2 * np.pi / _N_ANGLES)
+    harm = np.stack([f(m * th) for m in (2, 3, 4) for f in (np.cos, np.sin)])  # (6, n_angles)
+    lipschitz = np.abs(blobs.coef) @ np.array([2.0, 2.0, 3.0, 3.0, 4.0, 4.0])
+    bound = 1 + np.max(blobs.coef @ harm, axis=1) + lipschitz * (np.pi / _N_ANGLES) + 1e-4
+    return (1 + blobs.edge / (0.5 * (blobs.a + blobs.b))) * np.maximum(bound, 0.3) * (1 + 1e-4) + 1e-4
+
+
 def rasterize(
     blobs: Blobs,
     shape: tuple[int, int],
@@ -255,95 +315,135 @@ def rasterize(
 
     ``tex`` / ``tex2`` are flat texture fields in [-1, 1] (chromatin, DAB granules); ``full_area[id]``
     receives each nucleus's area before occlusion.
+
+    Notes
+    -----
+    Blobs of similar size share a stamp box (``_stamp_boxes``) and are visited group by group, each blob
+    row by row. Only the pixels of a box within a safe bound of the blob's reach (``_reach``, solved per
+    row) are evaluated, as flat float32 arrays in cache-sized blocks; every pixel's arithmetic is the
+    same, and the pixels with a non-zero profile reach the float64 ``bincount`` in the same order, as if
+    each whole box had been evaluated and masked.
     """
     H, W = shape
     n = len(blobs.r)
     if n == 0:
         return
     f32 = np.float32
-    # largest contour factor of each blob, from its harmonics sampled at 24 angles
-    th = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-    harm = np.stack([f(m * th) for m in (2, 3, 4) for f in (np.cos, np.sin)])  # (6, 24)
-    cmax = 1 + np.max(blobs.coef @ harm, axis=1) + 0.02  # (n,)
-    k = cmax * (1 + blobs.edge / (0.5 * (blobs.a + blobs.b)))
-    A, B = blobs.a * k, blobs.b * k
-    sphi, cphi = np.sin(blobs.phi), np.cos(blobs.phi)
-    hy = np.ceil(np.sqrt((A * sphi) ** 2 + (B * cphi) ** 2) + 1).astype(np.int64)
-    hx = np.ceil(np.sqrt((A * cphi) ** 2 + (B * sphi) ** 2) + 1).astype(np.int64)
-    q = max(2, int(np.ceil(max(hy.max(), hx.max()) / 6)))
-    _, group = np.unique((hy + q - 1) // q * 1000 + (hx + q - 1) // q, return_inverse=True)
+    hy, hx, group = _stamp_boxes(blobs)
+    order = np.argsort(group, kind="stable")  # group by group, blobs in index order within a group
+
+    def o32(x: np.ndarray) -> np.ndarray:
+        return x[order].astype(f32)
+
+    hy, hx = hy[order], hx[order]
+    r_o, c_o = blobs.r[order], blobs.c[order]
+    r0, c0 = np.round(r_o).astype(np.int64), np.round(c_o).astype(np.int64)
+    fr, fc = r_o - np.round(r_o), c_o - np.round(c_o)
+    cos64, sin64 = np.cos(blobs.phi)[order], np.sin(blobs.phi)[order]
+    a64, b64 = blobs.a[order], blobs.b[order]
+    reach = _reach(blobs)[order]
+
+    # ---- rows: blob j spans dy in [-hy_j, hy_j] within the image; per row the columns within its reach
+    lo_y = np.maximum(-hy, -r0)
+    n_rows = np.maximum(np.minimum(hy, H - 1 - r0) - lo_y + 1, 0)
+    rb = np.repeat(np.arange(n), n_rows)  # blob of each row
+    first = np.cumsum(n_rows) - n_rows
+    dy = lo_y[rb] + (np.arange(len(rb)) - first[rb])
+    y = dy - fr[rb]
+    cp, sp, ia2, ib2 = cos64[rb], sin64[rb], 1 / a64[rb] ** 2, 1 / b64[rb] ** 2
+    alpha = cp * cp * ia2 + sp * sp * ib2  # (p^2 + q^2 <= reach^2) is alpha x^2 + beta x + gamma <= 0
+    beta = 2 * y * cp * sp * (ia2 - ib2)
+    gamma = y * y * (sp * sp * ia2 + cp * cp * ib2) - reach[rb] ** 2
+    disc = beta * beta - 4 * alpha * gamma
+    root = np.sqrt(np.maximum(disc, 0))
+    lo_x = np.ceil((-beta - root) / (2 * alpha) + fc[rb] - 0.5).astype(np.int64)
+    hi_x = np.floor((-beta + root) / (2 * alpha) + fc[rb] + 0.5).astype(np.int64)
+    lo_x = np.maximum(lo_x, np.maximum(-hx[rb], -c0[rb]))
+    hi_x = np.minimum(hi_x, np.minimum(hx[rb], W - 1 - c0[rb]))
+    count = np.where(disc >= 0, np.maximum(hi_x - lo_x + 1, 0), 0)
+
+    # per-row float32 values, computed exactly as on a (n, Sy, Sx) stamp
+    y32 = dy.astype(f32) - fr.astype(f32)[rb]
+    cp32, sp32 = o32(np.cos(blobs.phi)), o32(np.sin(blobs.phi))
+    row = {
+        "ysp": y32 * sp32[rb],
+        "ycp": y32 * cp32[rb],
+        "a": o32(blobs.a)[rb],
+        "b": o32(blobs.b)[rb],
+        "h": o32(0.5 * (blobs.a + blobs.b))[rb],
+        "e2": (2 * o32(blobs.edge))[rb],
+        **{f"co{j}": o32(blobs.coef[:, j])[rb] for j in range(6)},
+    }
+    rim, amount0, texture = o32(blobs.rim)[rb], o32(blobs.amount0)[rb], o32(blobs.texture)[rb]
+    amount1 = o32(blobs.amount1)[rb]
+    base_idx = (r0[rb] + dy) * W + c0[rb]
+    ids_o = blobs.ids[order]
+    ids_row = ids_o[rb]
+    nuc = blobs.nucleolus[order]
+    has_row = (nuc[:, 3] > 0)[rb]
+    nuc_y = y32 - nuc[:, 0].astype(f32)[rb]  # Y - drow of the nucleolus
+    nuc_dc = nuc[:, 1].astype(f32)[rb]
+    nuc_s2 = (2 * nuc[:, 2] ** 2).astype(f32)[rb]
+    nuc_amt = nuc[:, 3].astype(f32)[rb]
+    # per (blob, dx) float32 values: X = dx - fc and its products with cos / sin
+    width = 2 * hx + 1
+    t_off = np.cumsum(width) - width + hx  # table index of (blob j, dx) is t_off[j] + dx
+    tb = np.repeat(np.arange(n), width)
+    tdx = np.arange(len(tb)) - (t_off - hx)[tb] - hx[tb]
+    x32 = tdx.astype(f32) - fc.astype(f32)[tb]
+    xcp, xsp = x32 * cp32[tb], x32 * sp32[tb]
+
+    # ---- pixels: (row, dx) in the order of a row-major scan of each blob's box
+    px_row = np.repeat(np.arange(len(rb)), count)
+    px_first = np.cumsum(count) - count
+    px_dx = np.arange(len(px_row)) - np.repeat(px_first - lo_x, count)
+    px_tab = t_off[rb][px_row] + px_dx
     has_second = bool(np.any(blobs.amount1 > 0))
     all_idx, all_v0, all_v1, all_lab, all_ids = [], [], [], [], []
-
-    def col(x: np.ndarray, sel: np.ndarray) -> np.ndarray:
-        return x[sel].astype(f32)[:, None, None]
-
-    # stamps of similar bounding boxes are processed together: every per-pixel quantity is computed on the
-    # (n, Sy, Sx) stamps by broadcasting per-blob parameters, then compressed to the non-zero pixels once
-    for g in range(int(group.max()) + 1):
-        chunk = np.flatnonzero(group == g)
-        if len(chunk) == 0:
-            continue
-        hyc, hxc = int(hy[chunk].max()), int(hx[chunk].max())
-        dy, dx = np.arange(-hyc, hyc + 1), np.arange(-hxc, hxc + 1)
-        r0 = np.round(blobs.r[chunk]).astype(np.int64)
-        c0 = np.round(blobs.c[chunk]).astype(np.int64)
-        Y = dy.astype(f32)[None, :, None] - col(blobs.r - np.round(blobs.r), chunk)  # (n, Sy, 1)
-        X = dx.astype(f32)[None, None, :] - col(blobs.c - np.round(blobs.c), chunk)  # (n, 1, Sx)
-        cp, sp = col(np.cos(blobs.phi), chunk), col(np.sin(blobs.phi), chunk)
-        p = (X * cp + Y * sp) / col(blobs.a, chunk)  # (n, S, S) along the long axis, in units of a
-        q = (Y * cp - X * sp) / col(blobs.b, chunk)
+    for s in range(0, len(px_row), _RASTER_BLOCK):
+        pr, pt = px_row[s : s + _RASTER_BLOCK], px_tab[s : s + _RASTER_BLOCK]
+        p = xcp[pt] + row["ysp"][pr]
+        p /= row["a"][pr]
+        q = row["ycp"][pr] - xsp[pt]
+        q /= row["b"][pr]
         re = np.sqrt(p * p + q * q) + f32(1e-6)
         c1 = p / re
         s1 = q / re
         c2, s2 = 2 * c1 * c1 - 1, 2 * s1 * c1
-        co = [col(blobs.coef[:, j], chunk) for j in range(6)]
-        contour = (
-            1
-            + co[0] * c2
-            + co[1] * s2
-            + co[2] * (c1 * (4 * c1 * c1 - 3))
-            + co[3] * (s1 * (3 - 4 * s1 * s1))
-            + co[4] * (2 * c2 * c2 - 1)
-            + co[5] * (2 * s2 * c2)
-        )
+        contour = 1 + row["co0"][pr] * c2
+        contour += row["co1"][pr] * s2
+        contour += row["co2"][pr] * (c1 * (4 * c1 * c1 - 3))
+        contour += row["co3"][pr] * (s1 * (3 - 4 * s1 * s1))
+        contour += row["co4"][pr] * (2 * c2 * c2 - 1)
+        contour += row["co5"][pr] * (2 * s2 * c2)
         rho = re / np.maximum(contour, f32(0.3))
-        edge2 = 2 * col(blobs.edge, chunk)
-        soft = np.clip(0.5 + (1 - rho) * col(0.5 * (blobs.a + blobs.b), chunk) / edge2, 0, 1)
+        soft = np.clip(0.5 + (1 - rho) * row["h"][pr] / row["e2"][pr], 0, 1)
+        m = soft > 0
+        soft, rho, pr, pt = soft[m], rho[m], pr[m], pt[m]
         rho_c = np.minimum(rho, 1)
-        prof = soft * (1 - col(blobs.rim, chunk) * (1 - rho_c * rho_c))
-        base0 = col(blobs.amount0, chunk) * prof
-        nuc = blobs.nucleolus[chunk]
-        has = np.flatnonzero(nuc[:, 3] > 0)
-        if len(has):
-            yy = Y[has] - nuc[has, 0].astype(f32)[:, None, None]
-            xx = X[has] - nuc[has, 1].astype(f32)[:, None, None]
-            s2n = (2 * nuc[has, 2] ** 2).astype(f32)[:, None, None]
-            base0[has] += nuc[has, 3].astype(f32)[:, None, None] * np.exp(-(yy * yy + xx * xx) / s2n)
-        rows = r0[:, None, None] + dy[None, :, None]
-        cols = c0[:, None, None] + dx[None, None, :]
-        m = (soft > 0) & (rows >= 0) & (rows < H) & (cols >= 0) & (cols < W)
-        idx = (rows * W + cols)[m]
-        t = tex[idx]
-        tex_amp = col(blobs.texture, chunk) * base0
+        prof = soft * (1 - rim[pr] * (1 - rho_c * rho_c))
+        base0 = amount0[pr] * prof
+        sel = np.flatnonzero(has_row[pr])
+        if len(sel):
+            ps = pr[sel]
+            yy = nuc_y[ps]
+            xx = x32[pt[sel]] - nuc_dc[ps]
+            base0[sel] += nuc_amt[ps] * np.exp(-(yy * yy + xx * xx) / nuc_s2[ps])
+        idx = base_idx[pr] + px_dx[s : s + _RASTER_BLOCK][m]
         all_idx.append(idx)
-        all_v0.append(base0[m] + tex_amp[m] * t)
+        all_v0.append(base0 + texture[pr] * base0 * tex[idx])
         if has_second:
-            b1 = col(blobs.amount1, chunk) * prof
-            all_v1.append(b1[m] * (1 + f32(0.6) * tex2[idx]))
-        ids = blobs.ids[chunk]
-        if ids.max() > 0:
-            inside = (rho < 1) & m & (ids > 0)[:, None, None]
-            all_lab.append((rows * W + cols)[inside])
-            all_ids.append(np.broadcast_to(ids[:, None, None], inside.shape)[inside])
+            all_v1.append(amount1[pr] * prof * (1 + f32(0.6) * tex2[idx]))
+        inside = (rho < 1) & (ids_row[pr] > 0)
+        all_lab.append(idx[inside])
+        all_ids.append(ids_row[pr][inside])
     idx = np.concatenate(all_idx)
     acc0 += np.bincount(idx, weights=np.concatenate(all_v0), minlength=H * W).astype(f32)
     if has_second:
         acc1 += np.bincount(idx, weights=np.concatenate(all_v1), minlength=H * W).astype(f32)
-    if all_ids:
-        lab_idx, ids = np.concatenate(all_lab), np.concatenate(all_ids)
-        np.maximum.at(lab, lab_idx, ids.astype(lab.dtype))
-        full_area += np.bincount(ids, minlength=len(full_area))[: len(full_area)]
+    lab_idx, ids = np.concatenate(all_lab), np.concatenate(all_ids)
+    np.maximum.at(lab, lab_idx, ids.astype(lab.dtype))
+    full_area += np.bincount(ids, minlength=len(full_area))[: len(full_area)]
 
 
 def debris(layout: Layout, mpp: float, per_100um: float, rng: np.random.Generator, ihc: bool) -> Blobs:
@@ -397,14 +497,20 @@ def concat_blobs(parts: list[Blobs]) -> Blobs:
     return Blobs(**{f: np.concatenate([getattr(p, f) for p in parts]) for f in fields})
 
 
-def fold_band(shape: tuple[int, int], mpp: float, rng: np.random.Generator) -> np.ndarray:
-    """Return a soft band (values in [0, 1]) along a random line, where a tissue fold doubles the section."""
+def fold_params(shape: tuple[int, int], mpp: float, rng: np.random.Generator) -> tuple[float, ...]:
+    """Draw a tissue fold: (angle, row, col, width) of a band along a random line."""
     H, W = shape
     ang = rng.uniform(0, np.pi)
     r0, c0 = rng.uniform(0, H), rng.uniform(0, W)
     width = rng.uniform(12, 35) / mpp
-    yy = np.arange(H, dtype=np.float32)[:, None] - np.float32(r0)
-    xx = np.arange(W, dtype=np.float32)[None, :] - np.float32(c0)
+    return ang, r0, c0, width
+
+
+def fold_band(params: tuple[float, ...], rows: tuple[int, int], width_px: int, mpp: float) -> np.ndarray:
+    """Soft band (values in [0, 1]) of a fold (see :func:`fold_params`) on rows ``rows[0]:rows[1]``."""
+    ang, r0, c0, width = params
+    yy = np.arange(rows[0], rows[1], dtype=np.float32)[:, None] - np.float32(r0)
+    xx = np.arange(width_px, dtype=np.float32)[None, :] - np.float32(c0)
     dist = np.abs(xx * np.float32(np.sin(ang)) - yy * np.float32(np.cos(ang)))
     return soft_step(np.float32(width / 2) - dist, 2.0 / mpp)
 
