@@ -469,6 +469,143 @@ def show_stain_swatches(
     return ax
 
 
+# ------------------------------------------------------------------------ chapter 3: segmentation
+__all__ += ["plot_threshold_sweep", "show_error_overlay", "show_map"]
+
+#: Colours of correct, spurious and missed nucleus pixels in :func:`show_error_overlay` (Okabe-Ito).
+ERROR_COLORS = {"true positive": "#009E73", "false positive": "#D55E00", "false negative": "#56B4E9"}
+
+
+def show_map(
+    values: np.ndarray,
+    ax: Any = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+    label: str | None = None,
+):
+    """Show a scalar map (weights, probabilities, distances) with a colour bar.
+
+    Parameters
+    ----------
+    values : ndarray of shape (H, W)
+        The map.
+    ax : Axes, optional
+        Where to draw (a new figure when None).
+    title : str, optional
+        Axes title.
+    cmap : str
+        Colour map.
+    vmin, vmax : float or None
+        Ends of the colour scale (None: the map's minimum / maximum).
+    label : str, optional
+        Colour-bar label.
+
+    Returns
+    -------
+    Axes
+    """
+    ax = _ax(ax)
+    im = ax.imshow(np.asarray(values), cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    bar = plt.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    if label:
+        bar.set_label(label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return ax
+
+
+def show_error_overlay(
+    image: np.ndarray,
+    pred_mask: np.ndarray,
+    true_mask: np.ndarray,
+    ax: Any = None,
+    title: str | None = None,
+    alpha: float = 0.6,
+    legend: bool = True,
+):
+    """Colour the pixels of a binary segmentation by outcome: correct, spurious or missed nucleus.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3) or (H, W)
+        The image underneath.
+    pred_mask, true_mask : ndarray of shape (H, W)
+        Predicted and true nucleus pixels (> 0).
+    ax : Axes, optional
+        Where to draw.
+    title : str, optional
+        Axes title.
+    alpha : float
+        Opacity of the colours.
+    legend : bool
+        Add a legend (:data:`ERROR_COLORS`).
+
+    Returns
+    -------
+    Axes
+    """
+    from matplotlib.colors import to_rgb
+    from matplotlib.patches import Patch
+
+    ax = show_image(image, ax=ax, title=title, cmap="gray" if np.asarray(image).ndim == 2 else None)
+    pred, true = np.asarray(pred_mask) > 0, np.asarray(true_mask) > 0
+    overlay = np.zeros((*pred.shape, 4), dtype=np.float32)
+    outcomes = (pred & true, pred & ~true, ~pred & true)  # the order of ERROR_COLORS
+    for colour, sel in zip(ERROR_COLORS.values(), outcomes, strict=True):
+        overlay[sel] = (*to_rgb(colour), alpha)
+    ax.imshow(overlay, interpolation="nearest")
+    if legend:
+        handles = [Patch(color=c, label=n) for n, c in ERROR_COLORS.items()]
+        ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.8)
+    return ax
+
+
+def plot_threshold_sweep(
+    sweeps: dict[str, dict[str, np.ndarray]],
+    metric: str = "recall",
+    ax: Any = None,
+    mark: float | None = 0.5,
+    title: str | None = None,
+):
+    """Plot a pixel score against the probability threshold, one line per model.
+
+    Parameters
+    ----------
+    sweeps : dict of str to dict
+        Model name -> the result of :func:`nucleikit.segment.threshold_sweep` (``threshold`` and the
+        scores).
+    metric : str
+        Which score to draw (``"recall"``, ``"precision"`` or ``"f1"``).
+    ax : Axes, optional
+        Where to draw.
+    mark : float, optional
+        Draw a vertical line at this threshold (the usual 0.5).
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    Axes
+    """
+    ax = _ax(ax, figsize=(5, 3.2))
+    for k, (name, sweep) in enumerate(sweeps.items()):
+        ax.plot(sweep["threshold"], sweep[metric], marker="o", ms=3, color=CLASS_COLORS[k], label=name)
+    if mark is not None:
+        ax.axvline(mark, color="0.5", linestyle="--", linewidth=1)
+    ax.set_xlabel("probability threshold")
+    ax.set_ylabel(f"pixel {metric}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
 # ---------------------------------------------------------------------------- chapter 2: stain transfer
 __all__ += ["plot_method_scores", "show_feature_maps", "show_lab_channels"]
 

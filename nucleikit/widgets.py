@@ -154,6 +154,95 @@ def synth_widget(*, kind: str = "he", seed: int = 0, shape: tuple[int, int] = (2
     return widgets.VBox([widgets.HBox([w_style, w_density]), widgets.HBox([w_organ, w_diff]), image])
 
 
+# ------------------------------------------------------------------------ chapter 3: segmentation
+__all__ += ["weight_map_widget"]
+
+
+def weight_map_widget(
+    image,
+    annotated,
+    truth=None,
+    *,
+    alpha: float = 5.0,
+    beta: float = 0.5,
+    lam: float = 0.5,
+    erosion_radius: int = 5,
+    seed: int = 0,
+):
+    """Show the background weight map of Sayin Mercadier et al. with sliders for alpha, beta and lambda.
+
+    The figure is an ``ipywidgets.Image`` (PNG bytes), not an ``Output`` widget, like the other widgets of
+    this module (an ``Output`` widget can hang papermill's kernel client).
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+        The H&E image.
+    annotated : ndarray of shape (H, W)
+        Annotated nuclei (> 0).
+    truth : ndarray of shape (H, W), optional
+        All true nuclei (> 0): when given, the title reports the mean weight on the *unannotated* nuclei
+        (what the loss wrongly calls background) and on true background.
+    alpha, beta, lam : float
+        Initial slider values (chapter 3's defaults: 5 px, 0.5 / px, 0.5).
+    erosion_radius : int
+        Radius of the disk eroding the k-means background (initial value of its slider).
+    seed : int
+        Seed of the k-means.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        The controls and the figure (annotation, distance weights ``m``, eroded background, ``m_hat``).
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import losses, viz
+
+    w_alpha = widgets.FloatSlider(value=alpha, min=0.0, max=20.0, step=0.5, description="alpha (px)")
+    w_beta = widgets.FloatLogSlider(
+        value=beta, base=10, min=-2.0, max=0.5, step=0.1, description="beta (1/px)"
+    )
+    w_lam = widgets.FloatSlider(value=lam, min=0.0, max=1.0, step=0.05, description="lambda")
+    w_erosion = widgets.IntSlider(value=erosion_radius, min=0, max=12, step=1, description="erosion (px)")
+    picture = widgets.Image(format="png")
+
+    def draw(*_):
+        m = losses.distance_weights(annotated, alpha=w_alpha.value, beta=w_beta.value)
+        bg = losses.kmeans_background(image, erosion_radius=w_erosion.value, rng=seed)
+        m_hat = losses.background_weight_map(
+            annotated,
+            image,
+            alpha=w_alpha.value,
+            beta=w_beta.value,
+            lam=w_lam.value,
+            erosion_radius=w_erosion.value,
+            rng=seed,
+        )
+        fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+        viz.show_labels(image, annotated, ax=axes[0], title="annotated nuclei")
+        viz.show_map(m, ax=axes[1], title="distance weights m")
+        viz.show_map(bg.astype(float) * w_lam.value, ax=axes[2], title="lambda x eroded k-means background")
+        title = "m_hat = max(m, lambda b)"
+        if truth is not None:
+            missed = (np.asarray(truth) > 0) & (np.asarray(annotated) == 0)
+            background = np.asarray(truth) == 0
+            title += (
+                f"\nmean on unannotated nuclei {m_hat[missed].mean():.2f}, "
+                f"on background {m_hat[background].mean():.2f}"
+            )
+        viz.show_map(m_hat, ax=axes[3], title=title)
+        fig.tight_layout()
+        picture.value = _figure_png(fig)
+
+    for w in (w_alpha, w_beta, w_lam, w_erosion):
+        w.observe(draw, names="value")
+    draw()
+    return widgets.VBox([widgets.HBox([w_alpha, w_beta]), widgets.HBox([w_lam, w_erosion]), picture])
+
+
 # ---------------------------------------------------------------------------- chapter 2: stain transfer
 __all__ += ["stain_strength_widget"]
 
