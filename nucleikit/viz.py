@@ -606,6 +606,225 @@ def plot_threshold_sweep(
     return ax
 
 
+# ------------------------------------------------------------------------------------- chapter 7: KiNet
+__all__ += ["plot_detections", "plot_ki67_index", "plot_pr_curves", "plot_sweep", "show_proximity_maps"]
+
+
+def show_proximity_maps(
+    maps: np.ndarray,
+    names: Sequence[str] | None = None,
+    axes: Any = None,
+    vmax: float | None = 1.0,
+    cmap: str = "viridis",
+    suptitle: str | None = None,
+):
+    """Show one proximity map per class side by side, each with a colour bar; returns the Axes.
+
+    Parameters
+    ----------
+    maps : ndarray of shape (C, H, W)
+        Proximity maps (targets in [0, 1], or a network's outputs).
+    names : sequence of str, optional
+        Class names for the titles.
+    axes : sequence of Axes, optional
+        One per map; a new figure when None.
+    vmax : float or None
+        Top of the colour scale (1 for targets; None: each map's maximum). The bottom is
+        ``min(0, map minimum)``, so negative outputs show.
+    cmap : str
+        Colour map.
+    suptitle : str, optional
+        Figure title.
+    """
+    maps = np.asarray(maps)
+    n = maps.shape[0]
+    if axes is None:
+        _, axes = plt.subplots(1, n, figsize=(3.1 * n, 3))
+    axes = np.atleast_1d(axes)
+    for k, ax in enumerate(axes[:n]):
+        top = float(maps[k].max()) if vmax is None else vmax
+        im = ax.imshow(maps[k], cmap=cmap, vmin=min(0.0, float(maps[k].min())), vmax=max(top, 1e-6))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(names[k] if names is not None else f"class {k}", fontsize=9)
+        plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if suptitle:
+        axes[0].figure.suptitle(suptitle, fontsize=10)
+    return axes
+
+
+def plot_detections(
+    image: np.ndarray,
+    true_rc: np.ndarray,
+    true_cls: np.ndarray | None,
+    pred_rc: np.ndarray,
+    pred_cls: np.ndarray | None,
+    ax: Any = None,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    size: float = 30,
+):
+    """Show an image with true nuclei (open circles) and detections (crosses), coloured by class.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+    true_rc, pred_rc : ndarray of shape (N, 2) / (M, 2)
+        True and predicted centres (row, col).
+    true_cls, pred_cls : ndarray of shape (N,) / (M,), optional
+        Classes (None: one colour).
+    ax : Axes, optional
+    class_names : sequence of str, optional
+        For the legend.
+    title : str, optional
+    size : float
+        Marker size.
+    """
+    ax = show_image(image, ax=ax, title=title)
+    plot_points(true_rc, true_cls, ax=ax, class_names=class_names, size=size, facecolor="none")
+    pts = np.asarray(pred_rc, dtype=float).reshape(-1, 2)
+    cls = np.zeros(len(pts), int) if pred_cls is None else np.asarray(pred_cls)
+    for k in np.unique(cls):
+        sel = cls == k
+        ax.scatter(
+            pts[sel, 1], pts[sel, 0], s=size * 0.6, marker="x", c=CLASS_COLORS[int(k) % 8], linewidths=1.2
+        )
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], marker="o", ls="", mfc="none", mec="0.3", label="truth"),
+        Line2D([], [], marker="x", ls="", color="0.3", label="detection"),
+    ]
+    ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.8)
+    return ax
+
+
+def plot_pr_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    ax: Any = None,
+    points: dict[str, tuple[float, float]] | None = None,
+    title: str | None = None,
+):
+    """Plot precision-recall curves (recall on x), with optional highlighted operating points.
+
+    Parameters
+    ----------
+    curves : dict of str to (precision, recall)
+        One curve per name (arrays of the same length; NaN precision points are skipped).
+    ax : Axes, optional
+    points : dict of str to (recall, precision), optional
+        Operating points drawn as large dots, labelled in the legend.
+    title : str, optional
+    """
+    ax = _ax(ax, figsize=(4.5, 4))
+    for k, (name, (p, r)) in enumerate(curves.items()):
+        p, r = np.asarray(p, float), np.asarray(r, float)
+        ok = ~np.isnan(p)
+        order = np.argsort(r[ok], kind="stable")
+        ax.plot(
+            r[ok][order], p[ok][order], "-", color=CLASS_COLORS[(k + 4) % 8], label=name, marker=".", ms=4
+        )
+    for k, (name, (r, p)) in enumerate((points or {}).items()):
+        ax.plot([r], [p], "o", ms=9, color=CLASS_COLORS[(k + 5) % 8], mec="k", label=name)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_ki67_index(
+    true_index: np.ndarray,
+    pred_index: dict[str, np.ndarray] | np.ndarray,
+    ax: Any = None,
+    tolerance: float = 0.05,
+    title: str | None = None,
+):
+    """Scatter the predicted Ki67 labelling index of each image against the true one.
+
+    Parameters
+    ----------
+    true_index : ndarray of shape (N,)
+        True index per image, in [0, 1].
+    pred_index : ndarray of shape (N,) or dict of str to ndarray
+        Predicted index per image (several methods as a dict).
+    ax : Axes, optional
+    tolerance : float
+        Half-width of the shaded band around the diagonal (0.05 = 5 percentage points).
+    title : str, optional
+    """
+    ax = _ax(ax, figsize=(4, 4))
+    runs = pred_index if isinstance(pred_index, dict) else {"predicted": pred_index}
+    t = 100 * np.asarray(true_index, float)
+    line = np.array([0, 100])
+    ax.fill_between(
+        line, line - 100 * tolerance, line + 100 * tolerance, color="0.9", label=f"±{100 * tolerance:g} pp"
+    )
+    ax.plot(line, line, "k--", lw=0.8)
+    for k, (name, p) in enumerate(runs.items()):
+        ax.scatter(t, 100 * np.asarray(p, float), s=28, color=CLASS_COLORS[(k + 4) % 8], label=name, zorder=3)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("true Ki67 index (%)")
+    ax.set_ylabel("predicted Ki67 index (%)")
+    ax.legend(fontsize=8, loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_sweep(
+    x: Sequence[Any],
+    values: dict[str, np.ndarray],
+    ax: Any = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    title: str | None = None,
+    logx: bool = False,
+):
+    """Plot a metric against a swept setting, one line per variant; several seeds as mean and range.
+
+    Parameters
+    ----------
+    x : sequence
+        The setting's values (numbers, or labels for a categorical axis).
+    values : dict of str to ndarray of shape (len(x),) or (n_seeds, len(x))
+        The metric per variant; with seeds, the line is the mean and the bar the min-max range.
+    ax : Axes, optional
+    xlabel, ylabel, title : str
+    logx : bool
+        Logarithmic x axis (numeric x only).
+    """
+    ax = _ax(ax, figsize=(4.5, 3.2))
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in x)
+    pos = np.asarray(x, float) if numeric else np.arange(len(x))
+    for k, (name, v) in enumerate(values.items()):
+        v = np.atleast_2d(np.asarray(v, float))
+        mean = np.nanmean(v, axis=0)
+        col = CLASS_COLORS[(k + 4) % 8]
+        if v.shape[0] > 1:
+            lo, hi = np.nanmin(v, axis=0), np.nanmax(v, axis=0)
+            ax.errorbar(pos, mean, yerr=[mean - lo, hi - mean], color=col, marker="o", capsize=3, label=name)
+        else:
+            ax.plot(pos, mean, marker="o", color=col, label=name)
+    if not numeric:
+        ax.set_xticks(pos, [str(v) for v in x])
+    if logx and numeric:
+        ax.set_xscale("symlog", linthresh=max(float(np.min(pos[pos > 0])) if np.any(pos > 0) else 1.0, 1e-3))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
 # ---------------------------------------------------------------------------- chapter 2: stain transfer
 __all__ += ["plot_method_scores", "show_feature_maps", "show_lab_channels"]
 

@@ -316,3 +316,88 @@ def stain_strength_widget(truth, normalizers, *, style: str = "he_lab_c", target
         w.observe(draw, names="value")
     draw()
     return widgets.VBox([widgets.HBox([w_h, w_e]), picture])
+
+
+# ------------------------------------------------------------------------------------- chapter 7: KiNet
+__all__ += ["xi_widget"]
+
+
+def xi_widget(
+    image,
+    candidates,
+    true_rc,
+    true_cls,
+    *,
+    radius: float,
+    curve: tuple | None = None,
+    image_index: int = 0,
+    class_names=None,
+    xi: float = 0.5,
+):
+    """Move KiNet's peak threshold ξ and watch the detections and the operating point on the PR curve.
+
+    Parameters
+    ----------
+    image : ndarray of shape (H, W, 3)
+        One test image, shown with its detections.
+    candidates : sequence of nucleikit.ki67.Candidates
+        Scored peaks of every test image at ξ = 0 (``nk.ki67.maps_to_candidates``).
+    true_rc, true_cls : sequence of ndarray
+        True centres and classes of every test image.
+    radius : float
+        Matching radius, pixels.
+    curve : (precision, recall), optional
+        The classification PR curve over the ξ sweep, drawn under the live point.
+    image_index : int
+        Which of the test images ``image`` is.
+    class_names : sequence of str, optional
+    xi : float
+        Initial ξ (the paper's 0.5).
+
+    Returns
+    -------
+    ipywidgets.VBox
+        A slider and the figure (an ``ipywidgets.Image``, see :func:`synth_widget`): the image with truth
+        and detections, and the PR plane with the live (recall, precision) of detection and of
+        classification at the chosen ξ, pooled over the test images.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+
+    from . import ki67, viz
+
+    w_xi = widgets.FloatSlider(value=xi, min=0.0, max=1.0, step=0.05, description="ξ", readout_format=".2f")
+    picture = widgets.Image(format="png")
+
+    def draw(*_):
+        res = ki67.evaluate(candidates, true_rc, true_cls, radius=radius, xi=w_xi.value)
+        pts, cls = candidates[image_index].at(w_xi.value)
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+        viz.plot_detections(
+            image,
+            true_rc[image_index],
+            true_cls[image_index],
+            pts,
+            cls,
+            ax=axes[0],
+            class_names=class_names,
+            title=f"ξ = {w_xi.value:.2f}: {len(pts)} detections, {len(true_rc[image_index])} nuclei",
+        )
+        curves = {"classification (weighted)": curve} if curve is not None else {}
+        points = {
+            f"detection P {res['det_precision']:.2f} R {res['det_recall']:.2f}": (
+                res["det_recall"],
+                res["det_precision"],
+            ),
+            f"classification P {res['cls_precision']:.2f} R {res['cls_recall']:.2f}": (
+                res["cls_recall"],
+                res["cls_precision"],
+            ),
+        }
+        viz.plot_pr_curves(curves, ax=axes[1], points=points, title="all test images")
+        fig.tight_layout()
+        picture.value = _figure_png(fig)
+
+    w_xi.observe(draw, names="value")
+    draw()
+    return widgets.VBox([w_xi, picture])
