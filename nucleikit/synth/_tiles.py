@@ -329,11 +329,13 @@ def _build(
 
     # ---- rasterise
     half = rng.random(((H + 1) // 2, (W + 1) // 2), dtype=np.float32) * 2 - 1
-    coarse = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)[:H, :W]  # 2 x 2 chromatin clumps
+    clump = np.float32(1.1) * half  # 2 x 2 chromatin clumps: pixel (i, j) gets clump[i // 2, j // 2]
     tex = rng.random((H, W), dtype=np.float32)
     tex *= np.float32(0.9)
     tex -= np.float32(0.45)
-    tex += np.float32(1.1) * coarse
+    for di in (0, 1):
+        for dj in (0, 1):
+            tex[di::2, dj::2] += clump[: (H - di + 1) // 2, : (W - dj + 1) // 2]
     tex = tex.ravel()
     tex2 = np.roll(tex, 7919) if ihc else tex  # DAB granules (the H&E second stain only paints red cells)
     acc0 = np.zeros(H * W, np.float32)
@@ -378,19 +380,21 @@ def _build(
             conc[r0:r1, :, k] = planes[k][r0:r1]
 
     # ---- instances: drop nuclei hidden behind others, relabel 1..N, centroids inside
-    counts = np.bincount(lab, minlength=n + 1)
+    nz = np.flatnonzero(lab)  # nucleus pixels, in raster order
+    lv = lab[nz]
+    counts = np.bincount(lv, minlength=n + 1)
     ok = (counts[1:] >= 3) & (counts[1:] >= 0.3 * np.maximum(full_area[1:], 1))
     lut = np.zeros(n + 1, np.int32)
     lut[1:][ok] = np.arange(1, int(ok.sum()) + 1, dtype=np.int32)
-    lab = lut[lab]
+    lv = lut[lv]
+    lab[nz] = lv
+    nz, lv = nz[lv > 0], lv[lv > 0]
     order_of_id = np.argsort(ids)  # nucleus index of id 1, 2, ...
     kept_idx = order_of_id[ok]  # nucleus index of new label 1..N
     N = len(kept_idx)
     labels = lab.reshape(shape)
     cen = np.zeros((N, 2))
     if N:
-        nz = np.flatnonzero(lab)
-        lv = lab[nz]
         rr, cc = np.divmod(nz, W)
         cnt = np.bincount(lv, minlength=N + 1)[1:].astype(np.float64)
         cen[:, 0] = np.bincount(lv, weights=rr, minlength=N + 1)[1:] / cnt
@@ -398,24 +402,23 @@ def _build(
         ri = np.clip(np.round(cen[:, 0]).astype(int), 0, H - 1)
         ci = np.clip(np.round(cen[:, 1]).astype(int), 0, W - 1)
         for i in np.flatnonzero(labels[ri, ci] != np.arange(1, N + 1)):
-            rr, cc = np.nonzero(labels == i + 1)
+            rr, cc = np.divmod(nz[lv == i + 1], W)  # the pixels of label i + 1, in raster order
             j = np.argmin((rr - cen[i, 0]) ** 2 + (cc - cen[i, 1]) ** 2)
             cen[i] = rr[j], cc[j]
     classes = cls[kept_idx].astype(np.int64)
     inst_region = inst_region[kept_idx]
     positive = positive[kept_idx]
 
-    regions = reg.astype(np.int64)
     if ihc:
-        regions = np.array([0, 1, 2, 2], np.int64)[regions]
+        regions = np.array([0, 1, 2, 2], np.int64)[reg]
         inst_region = np.array([0, 1, 2, 2], np.int64)[inst_region]
         classes = np.where(classes == _TUM, np.where(positive, 0, 1), 2).astype(np.int64)
         class_names, region_names = KI67_CLASSES, KI67_REGIONS
     else:
+        regions = reg.astype(np.int64)
         class_names, region_names = HE_CLASSES, HE_REGIONS
     # a nucleus's pixels carry the region it belongs to
-    inside = labels > 0
-    regions[inside] = np.concatenate([[0], inst_region])[labels[inside]]
+    regions.reshape(-1)[nz] = np.concatenate([[0], inst_region])[lv]
     truth = Truth(
         labels=labels,
         centroids_rc=cen,

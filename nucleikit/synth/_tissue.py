@@ -362,29 +362,25 @@ def rasterize(
     hi_x = np.minimum(hi_x, np.minimum(hx[rb], W - 1 - c0[rb]))
     count = np.where(disc >= 0, np.maximum(hi_x - lo_x + 1, 0), 0)
 
-    # per-row float32 values, computed exactly as on a (n, Sy, Sx) stamp
+    # per-blob and per-row float32 values, computed exactly as on a (n, Sy, Sx) stamp
     y32 = dy.astype(f32) - fr.astype(f32)[rb]
     cp32, sp32 = o32(np.cos(blobs.phi)), o32(np.sin(blobs.phi))
-    row = {
-        "ysp": y32 * sp32[rb],
-        "ycp": y32 * cp32[rb],
-        "a": o32(blobs.a)[rb],
-        "b": o32(blobs.b)[rb],
-        "h": o32(0.5 * (blobs.a + blobs.b))[rb],
-        "e2": (2 * o32(blobs.edge))[rb],
-        **{f"co{j}": o32(blobs.coef[:, j])[rb] for j in range(6)},
+    ysp, ycp = y32 * sp32[rb], y32 * cp32[rb]
+    shape_par = {  # what decides a pixel's profile (and whether it is kept)
+        "a": o32(blobs.a),
+        "b": o32(blobs.b),
+        "h": o32(0.5 * (blobs.a + blobs.b)),
+        "e2": 2 * o32(blobs.edge),
+        **{f"co{j}": o32(blobs.coef[:, j]) for j in range(6)},
     }
-    rim, amount0, texture = o32(blobs.rim)[rb], o32(blobs.amount0)[rb], o32(blobs.texture)[rb]
-    amount1 = o32(blobs.amount1)[rb]
-    base_idx = (r0[rb] + dy) * W + c0[rb]
+    rim, amount0, texture = o32(blobs.rim), o32(blobs.amount0), o32(blobs.texture)
+    amount1 = o32(blobs.amount1)
     ids_o = blobs.ids[order]
-    ids_row = ids_o[rb]
     nuc = blobs.nucleolus[order]
-    has_row = (nuc[:, 3] > 0)[rb]
-    nuc_y = y32 - nuc[:, 0].astype(f32)[rb]  # Y - drow of the nucleolus
-    nuc_dc = nuc[:, 1].astype(f32)[rb]
-    nuc_s2 = (2 * nuc[:, 2] ** 2).astype(f32)[rb]
-    nuc_amt = nuc[:, 3].astype(f32)[rb]
+    has_nuc = nuc[:, 3] > 0
+    nuc_dr, nuc_dc, nuc_amt = nuc[:, 0].astype(f32), nuc[:, 1].astype(f32), nuc[:, 3].astype(f32)
+    nuc_s2 = (2 * nuc[:, 2] ** 2).astype(f32)
+    base_idx = (r0[rb] + dy) * W + c0[rb]
     # per (blob, dx) float32 values: X = dx - fc and its products with cos / sin
     width = 2 * hx + 1
     t_off = np.cumsum(width) - width + hx  # table index of (blob j, dx) is t_off[j] + dx
@@ -393,55 +389,75 @@ def rasterize(
     x32 = tdx.astype(f32) - fc.astype(f32)[tb]
     xcp, xsp = x32 * cp32[tb], x32 * sp32[tb]
 
-    # ---- pixels: (row, dx) in the order of a row-major scan of each blob's box
-    px_row = np.repeat(np.arange(len(rb)), count)
+    # ---- pixels: (row, dx) in the order of a row-major scan of each blob's box, in blocks of whole blobs
     px_first = np.cumsum(count) - count
-    px_dx = np.arange(len(px_row)) - np.repeat(px_first - lo_x, count)
-    px_tab = t_off[rb][px_row] + px_dx
+    total = int(count.sum())
+    px_dx = np.arange(total) - np.repeat(px_first - lo_x, count)
+    px_tab = np.repeat(t_off[rb], count) + px_dx  # index into the (blob, dx) tables
+    row_first = np.concatenate([first, [len(rb)]])
+    blob_px = np.bincount(rb, weights=count, minlength=n).astype(np.int64)  # pixels per blob (exact)
+    blob_first = np.concatenate([[0], np.cumsum(blob_px)])
+    cuts = np.searchsorted(blob_first[:-1], np.arange(_RASTER_BLOCK, total, _RASTER_BLOCK))
+    bounds = np.unique(np.concatenate([[0], cuts, [n]]))
     has_second = bool(np.any(blobs.amount1 > 0))
-    all_idx, all_v0, all_v1, all_lab, all_ids = [], [], [], [], []
-    for s in range(0, len(px_row), _RASTER_BLOCK):
-        pr, pt = px_row[s : s + _RASTER_BLOCK], px_tab[s : s + _RASTER_BLOCK]
-        p = xcp[pt] + row["ysp"][pr]
-        p /= row["a"][pr]
-        q = row["ycp"][pr] - xsp[pt]
-        q /= row["b"][pr]
+    idx = np.empty(total, np.intp)  # pixel index and stain amounts of every pixel with a non-zero profile
+    v0 = np.empty(total, np.float64)
+    v1 = np.empty(total, np.float64) if has_second else v0
+    all_lab, all_ids = [], []
+    n_px = 0
+    for ja, jb in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        s, e = int(blob_first[ja]), int(blob_first[jb])
+        if e == s:
+            continue
+        per_blob = blob_px[ja:jb]
+        px = {k: np.repeat(v[ja:jb], per_blob) for k, v in shape_par.items()}  # one value per pixel
+        ra, rb_ = int(row_first[ja]), int(row_first[jb])
+        lr = np.repeat(np.arange(ra, rb_), count[ra:rb_])  # row of each pixel
+        pt = px_tab[s:e]
+        p = xcp[pt] + ysp[lr]
+        p /= px["a"]
+        q = ycp[lr] - xsp[pt]
+        q /= px["b"]
         re = np.sqrt(p * p + q * q) + f32(1e-6)
         c1 = p / re
         s1 = q / re
         c2, s2 = 2 * c1 * c1 - 1, 2 * s1 * c1
-        contour = 1 + row["co0"][pr] * c2
-        contour += row["co1"][pr] * s2
-        contour += row["co2"][pr] * (c1 * (4 * c1 * c1 - 3))
-        contour += row["co3"][pr] * (s1 * (3 - 4 * s1 * s1))
-        contour += row["co4"][pr] * (2 * c2 * c2 - 1)
-        contour += row["co5"][pr] * (2 * s2 * c2)
+        contour = 1 + px["co0"] * c2
+        contour += px["co1"] * s2
+        contour += px["co2"] * (c1 * (4 * c1 * c1 - 3))
+        contour += px["co3"] * (s1 * (3 - 4 * s1 * s1))
+        contour += px["co4"] * (2 * c2 * c2 - 1)
+        contour += px["co5"] * (2 * s2 * c2)
         rho = re / np.maximum(contour, f32(0.3))
-        soft = np.clip(0.5 + (1 - rho) * row["h"][pr] / row["e2"][pr], 0, 1)
+        soft = np.clip(0.5 + (1 - rho) * px["h"] / px["e2"], 0, 1)
         m = soft > 0
-        soft, rho, pr, pt = soft[m], rho[m], pr[m], pt[m]
+        lr, bl = lr[m], np.repeat(np.arange(ja, jb), per_blob)[m]  # row and blob of each kept pixel
+        soft, rho, pt = soft[m], rho[m], pt[m]
         rho_c = np.minimum(rho, 1)
-        prof = soft * (1 - rim[pr] * (1 - rho_c * rho_c))
-        base0 = amount0[pr] * prof
-        sel = np.flatnonzero(has_row[pr])
+        prof = soft * (1 - rim[bl] * (1 - rho_c * rho_c))
+        base0 = amount0[bl] * prof
+        sel = np.flatnonzero(has_nuc[bl])
         if len(sel):
-            ps = pr[sel]
-            yy = nuc_y[ps]
-            xx = x32[pt[sel]] - nuc_dc[ps]
-            base0[sel] += nuc_amt[ps] * np.exp(-(yy * yy + xx * xx) / nuc_s2[ps])
-        idx = base_idx[pr] + px_dx[s : s + _RASTER_BLOCK][m]
-        all_idx.append(idx)
-        all_v0.append(base0 + texture[pr] * base0 * tex[idx])
+            bs = bl[sel]
+            yy = y32[lr[sel]] - nuc_dr[bs]
+            xx = x32[pt[sel]] - nuc_dc[bs]
+            base0[sel] += nuc_amt[bs] * np.exp(-(yy * yy + xx * xx) / nuc_s2[bs])
+        k = len(lr)
+        ix = idx[n_px : n_px + k]
+        np.add(base_idx[lr], px_dx[s:e][m], out=ix)
+        v0[n_px : n_px + k] = base0 + texture[bl] * base0 * tex[ix]
         if has_second:
-            all_v1.append(amount1[pr] * prof * (1 + f32(0.6) * tex2[idx]))
-        inside = (rho < 1) & (ids_row[pr] > 0)
-        all_lab.append(idx[inside])
-        all_ids.append(ids_row[pr][inside])
-    idx = np.concatenate(all_idx)
-    acc0 += np.bincount(idx, weights=np.concatenate(all_v0), minlength=H * W).astype(f32)
+            v1[n_px : n_px + k] = amount1[bl] * prof * (1 + f32(0.6) * tex2[ix])
+        inside = np.flatnonzero((rho < 1) & (ids_o[bl] > 0))
+        all_lab.append(ix[inside])
+        all_ids.append(ids_o[bl[inside]])
+        n_px += k
+    idx = idx[:n_px]
+    acc0 += np.bincount(idx, weights=v0[:n_px], minlength=H * W).astype(f32)
     if has_second:
-        acc1 += np.bincount(idx, weights=np.concatenate(all_v1), minlength=H * W).astype(f32)
-    lab_idx, ids = np.concatenate(all_lab), np.concatenate(all_ids)
+        acc1 += np.bincount(idx, weights=v1[:n_px], minlength=H * W).astype(f32)
+    lab_idx = np.concatenate(all_lab) if all_lab else np.zeros(0, np.intp)
+    ids = np.concatenate(all_ids) if all_ids else np.zeros(0, np.int64)
     np.maximum.at(lab, lab_idx, ids.astype(lab.dtype))
     full_area += np.bincount(ids, minlength=len(full_area))[: len(full_area)]
 
