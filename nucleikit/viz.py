@@ -854,8 +854,8 @@ def show_lab_channels(image: np.ndarray, axes: Any = None, title: str | None = N
     show_image(image, ax=axes[0], title=title or "RGB")
     panels = (
         ("L (lightness): the structure", lab[..., 0], "gray", 0.0, 100.0),
-        ("a* (green - / red +)", lab[..., 1], "PiYG_r", -40.0, 40.0),
-        ("b* (blue - / yellow +)", lab[..., 2], "PuOr_r", -40.0, 40.0),
+        ("a* (green - / red +)", lab[..., 1], "PiYG_r", -50.0, 50.0),
+        ("b* (blue - / yellow +)", lab[..., 2], "PuOr_r", -50.0, 50.0),
     )
     for ax, (name, values, cmap, lo, hi) in zip(axes[1:], panels, strict=True):
         im = ax.imshow(values, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
@@ -878,7 +878,7 @@ def show_feature_maps(features: Any, n: int = 8, axes: Any = None, title: str | 
     axes : sequence of Axes, optional
         Where to draw (a new 1 x n figure when None).
     title : str, optional
-        Title of the first panel (the shape is added).
+        Label on the left of the row (the shape is added).
 
     Returns
     -------
@@ -894,9 +894,9 @@ def show_feature_maps(features: Any, n: int = 8, axes: Any = None, title: str | 
         _, axes = plt.subplots(1, n, figsize=(1.6 * n, 1.9))
     axes = np.atleast_1d(np.asarray(axes)).ravel()
     for k, ax in enumerate(axes[:n]):
-        show_image(x[k], ax=ax, cmap="magma", title=f"ch {k}")
+        show_image(x[k], ax=ax, cmap="magma", title=f"channel {k}")
     if title:
-        axes[0].set_title(f"{title}\n{tuple(x.shape)}: ch 0", fontsize=8, loc="left")
+        axes[0].set_ylabel(f"{title}\n{tuple(x.shape)}", fontsize=8)
     return axes
 
 
