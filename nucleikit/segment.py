@@ -40,7 +40,6 @@ References
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +54,7 @@ from ._checks import check_labels, check_positive, check_probability, check_rgb,
 from .data import to_tensor
 from .inference import sliding_window_predict, tile_predict
 from .models import UNet
-from .train import History, TrainConfig, fit
+from .train import History, TrainConfig, array_digest, fit
 
 __all__ = [
     "METRICS",
@@ -468,20 +467,6 @@ def segmentation_step(
     return nll + l2, {"nll": float(nll.detach()), "l2": float(l2.detach())}
 
 
-def _digest(*arrays: Any) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        for part in _as_list(a):
-            arr = np.ascontiguousarray(np.asarray(part))
-            h.update(f"{arr.shape}{arr.dtype}".encode())
-            h.update(arr.tobytes())
-    return h.hexdigest()[:16]
-
-
-def _as_list(a: Any) -> list:
-    return list(a) if isinstance(a, (list, tuple)) else [a]
-
-
 def train_unet(
     images: Any,
     annotated: Any,
@@ -576,7 +561,7 @@ def train_unet(
         model = UNet(widths=widths)
         start = "new"
     else:
-        start = _digest([p.detach().cpu().numpy() for p in model.state_dict().values()])
+        start = array_digest([p.detach().cpu().numpy() for p in model.state_dict().values()])
     config = TrainConfig(
         steps=steps,
         lr=lr,
@@ -587,7 +572,7 @@ def train_unet(
         log_every=max(1, min(10, steps // 20 or 1)),
     )
     key = (
-        f"{data_key} | data {_digest(imgs, ys, ws, corners)} | start {start} | patch {patch} "
+        f"{data_key} | data {array_digest(imgs, ys, ws, corners)} | start {start} | patch {patch} "
         f"batch {batch_size} gamma {gamma}"
     )
 

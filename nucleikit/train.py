@@ -31,6 +31,7 @@ from ._paths import checkpoint_dir
 __all__ = [
     "History",
     "TrainConfig",
+    "array_digest",
     "code_hash",
     "fit",
     "get_device",
@@ -172,6 +173,28 @@ def code_hash() -> str:
             h.update(path.read_bytes())
         _CODE_HASH = h.hexdigest()[:16]
     return _CODE_HASH
+
+
+def array_digest(*arrays: Any) -> str:
+    """Return a short hash of arrays (shape, dtype and bytes): a data key for :func:`fit`'s cache.
+
+    Parameters
+    ----------
+    *arrays : array_like, or list/tuple of array_like
+        The data a training run sees; a list or tuple is hashed item by item (images of different sizes).
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits of a SHA-256.
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        for part in list(a) if isinstance(a, (list, tuple)) else [a]:
+            arr = np.ascontiguousarray(np.asarray(part))
+            h.update(f"{arr.shape}{arr.dtype}".encode())
+            h.update(arr.tobytes())
+    return h.hexdigest()[:16]
 
 
 def _cache_key(

@@ -30,7 +30,6 @@ References
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +40,7 @@ import torch
 from . import losses, metrics, synth
 from ._checks import check_positive, check_rgb, describe
 from .models import StainTransferNet, rgb_to_lab_tensor, split_lab
-from .train import History, TrainConfig, fit
+from .train import History, TrainConfig, array_digest, fit
 
 __all__ = [
     "TransferPool",
@@ -62,15 +61,6 @@ _TISSUE_REGION: tuple[int, ...] = tuple(
     synth.HE_REGIONS.index(r) for r in ("tumour", "stroma", "lymphoid", "background")
 )
 assert tuple(synth.TISSUE_TYPES) == ("tumour", "stroma", "lymphocyte", "lumen")  # the order above
-
-
-def _digest(*arrays: Any) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 # ================================================================================================ labels
@@ -427,8 +417,8 @@ def train_stain_transfer(
         log_every=max(1, min(10, steps // 20 or 1)),
     )
     key = (
-        f"pool {pool.params} | data {_digest(pool.images, pool.regions)} | crop {crop} batch {batch_size} "
-        f"class_weight {class_weight!r} lightness_jitter {lightness_jitter!r}"
+        f"pool {pool.params} | data {array_digest(pool.images, pool.regions)} | crop {crop} "
+        f"batch {batch_size} class_weight {class_weight!r} lightness_jitter {lightness_jitter!r}"
     )
 
     def step_fn(m: torch.nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, float]]:
