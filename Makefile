@@ -74,7 +74,7 @@ _build/html/index.html: $(RUN)/manifest.json $(BOOK_SOURCES) _vendor/offline/.do
 book: _build/html/index.html
 
 lint: venv
-	@$(T0); $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . ; $(T1)
+	@$(T0); $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(T1)
 
 # The final, single pytest: unit tests, the nbval pass over the executed notebooks (checkpoints reused),
 # the exercise and tamper checks, and the headless-browser check of the built book.
