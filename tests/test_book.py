@@ -164,7 +164,7 @@ def test_page_renders_offline(page, chromium, server):
     assert "Traceback (most recent call last)" not in dom, f"{page} shows an execution error"
     # 2. every image is served
     for src in sorted(set(re.findall(r'<img[^>]+src="([^"]+)"', dom))):
-        if src.startswith("data:"):
+        if src.startswith(("data:", "blob:")):  # inline, or drawn in the page from saved widget state
             continue
         with urllib.request.urlopen(urljoin(url, src), timeout=30) as resp:
             assert resp.status == 200, f"{page}: image {src} is missing"
