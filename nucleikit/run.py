@@ -358,7 +358,7 @@ def _list_chapters(root: Path | None) -> str:
     ]
     for c in CHAPTERS.values():
         status = "ready" if root is not None and c.exists(root) else "not written"
-        times = " ".join(f"{c.minutes.get(p, float('nan')):>12.1f}" for p in PROFILES)
+        times = " ".join(f"{c.minutes[p]:>12.1f}" if p in c.minutes else f"{'-':>12}" for p in PROFILES)
         lines.append(f"{c.key:<26} {status:<12} {times}  {', '.join(knob_names(c.key))}")
     return "\n".join(lines)
 
