@@ -17,6 +17,7 @@ function                              what
 :func:`pixels_to_candidates`          U-Net pixel classes -> points (connected components)
 :func:`ki67_index`                    positive tumour / all tumour nuclei
 :func:`evaluate`                      detection and classification scores, PR area, Ki67 index per image
+:func:`choose_xi`                     the operating threshold ξ that scores best on *training* images
 ====================================  ====================================================================
 
 Conventions: images (H, W, 3) uint8; maps (C, H, W) float32; points (N, 2) (row, col); distances in
@@ -48,6 +49,7 @@ __all__ = [
     "N_CLASSES",
     "Candidates",
     "Ki67Set",
+    "choose_xi",
     "crop_batches",
     "disk_labels",
     "evaluate",
@@ -422,17 +424,19 @@ def predict(model: torch.nn.Module, images: np.ndarray, *, batch_size: int = 4) 
     Returns
     -------
     ndarray of shape (N, K, H, W) or (K, H, W), float32
-        KiNet: the proximity maps; a pixel classifier: its softmax probabilities.
+        KiNet: the proximity maps, divided by the model's ``target_scale`` (so on the targets' scale);
+        a pixel classifier: its softmax probabilities.
     """
     images = np.asarray(images)
     single = images.ndim == 3
     batch = images[None] if single else images
     device = next(model.parameters()).device
+    scale = float(getattr(model, "target_scale", 1.0))
     out = []
     for s in range(0, len(batch), batch_size):
         x = zscore(to_tensor(batch[s : s + batch_size]).to(device))
         y = model(x)
-        y = y.proximity if hasattr(y, "proximity") else y.softmax(dim=1)
+        y = y.proximity / scale if hasattr(y, "proximity") else y.softmax(dim=1)
         out.append(y.float().cpu().numpy())
     maps = np.concatenate(out)
     return maps[0] if single else maps
@@ -674,6 +678,66 @@ def evaluate_model(
     return evaluate(cands, true_rc, true_cls, radius=radius, xi=xi), cands
 
 
+def choose_xi(
+    model: torch.nn.Module,
+    data: Ki67Set,
+    *,
+    radius: float,
+    min_distance: int = 2,
+    decoder: str = "peaks",
+    n_images: int = 8,
+    grid: Sequence[float] | None = None,
+) -> float:
+    """Choose the operating threshold ξ on training images: the grid value with the best detection F1.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A trained model in ``eval()`` mode (as in :func:`evaluate_model`).
+    data : Ki67Set
+        The *training* set; only its first ``n_images`` images with nucleus labels are used, so no test
+        image influences the threshold.
+    radius, min_distance, decoder
+        As in :func:`evaluate_model`.
+    n_images : int
+        Number of labelled training images to score.
+    grid : sequence of float, optional
+        Candidate values (default 0.05, 0.10, ..., 0.95).
+
+    Returns
+    -------
+    float
+        The ξ with the highest detection F1, pooled over the images (the smallest one on ties).
+
+    Notes
+    -----
+    Xing et al. fix ξ = 0.5. The peak heights of a network's maps depend on how far it has been trained
+    (short runs undershoot their targets, the more so for the classes they are least sure of), so a fixed
+    ξ can cut away whole classes; choosing ξ on training images is the usual fix and keeps the test set
+    untouched. The F1 at every ξ comes from one :func:`nucleikit.metrics.pr_curve` sweep, which keeps
+    candidates exactly as :meth:`Candidates.at` does.
+    """
+    check_positive(n_images, "n_images", integer=True)
+    idx = np.flatnonzero(data.has_nuclei)[:n_images]
+    if len(idx) == 0:
+        raise ValueError("data: expected at least one image with nucleus labels")
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2) if grid is None else np.asarray(grid, dtype=float)
+    if decoder not in ("peaks", "components"):
+        raise ValueError(f"decoder: expected 'peaks' or 'components', got {decoder!r}")
+    maps = predict(model, data.images[idx])
+    if decoder == "peaks":
+        cands = maps_to_candidates(maps, min_distance=min_distance)
+    else:
+        cands = pixels_to_candidates(maps)
+    true_rc = [data.truths[i].centroids_rc for i in idx]
+    p, r, _ = metrics.pr_curve(
+        true_rc, [c.points_rc for c in cands], [c.scores for c in cands], radius, thresholds=grid
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.nan_to_num(2 * p * r / (p + r), nan=-1.0)
+    return float(grid[int(np.argmax(f1))])
+
+
 # ============================================================================================= training
 def _loss_key(**kwargs: Any) -> str:
     return " ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
@@ -728,7 +792,14 @@ def train_kinet(
     Returns
     -------
     nucleikit.train.History
-        Logged ``loss``, ``proximity``, ``correlation`` and ``roi`` terms.
+        Logged ``loss``, ``proximity``, ``correlation`` and ``roi`` terms (``proximity`` and
+        ``correlation`` on the scale of the fitted targets).
+
+    Notes
+    -----
+    The proximity maps are fitted to ``model.target_scale`` times the targets (1 unless the model was
+    built with another ``target_scale``; the authors' code uses 5), so Eq. 2 grows by ``target_scale**3``
+    (weights and squared error both scale) against the ROI term.
     """
     from .losses import kinet_loss, roi_cross_entropy
     from .train import fit
@@ -747,6 +818,7 @@ def train_kinet(
     )
     start_corr = round(warmup * config.steps)
     half = config.steps // 2
+    scale = float(getattr(model, "target_scale", 1.0))
 
     def step_fn(m, batch, step):
         x, targets, roi, has = batch
@@ -758,7 +830,7 @@ def train_kinet(
         use_roi = roi if has_roi and schedule == "joint" else None  # stage 2: the nucleus term alone
         return kinet_loss(
             out,
-            targets,
+            targets * scale if scale != 1.0 else targets,
             use_roi,
             has,
             lam=lam,
@@ -769,7 +841,14 @@ def train_kinet(
         )
 
     loss_key = _loss_key(
-        gamma=gamma, lam=lam, eta=eta, warmup=warmup, schedule=schedule, crop=crop, batch=batch_size
+        gamma=gamma,
+        lam=lam,
+        eta=eta,
+        warmup=warmup,
+        schedule=schedule,
+        crop=crop,
+        batch=batch_size,
+        target_scale=scale,
     )
     return fit(
         model,

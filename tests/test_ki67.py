@@ -324,6 +324,45 @@ def test_train_kinet_cache_key_includes_the_loss_settings(small_set, tmp_path, m
         )
 
 
+def test_target_scale_scales_the_fitted_targets_and_predict_undoes_it(small_set, tmp_path, monkeypatch):
+    monkeypatch.setenv("NUCLEIKIT_CHECKPOINTS", str(tmp_path))
+    torch.manual_seed(0)
+    plain = nk.models.KiNet(base_width=2, roi_branch=False).eval()
+    torch.manual_seed(0)
+    scaled = nk.models.KiNet(base_width=2, roi_branch=False, target_scale=5.0).eval()
+    assert "target_scale=5" in repr(scaled)
+    np.testing.assert_allclose(
+        ki67.predict(scaled, small_set.images[:1]), ki67.predict(plain, small_set.images[:1]) / 5.0, atol=1e-6
+    )
+    with pytest.raises(ValueError, match="target_scale"):
+        nk.models.KiNet(base_width=2, target_scale=0.0)
+    # the nucleus term of the first step is Eq. 2 on 5 x the targets: 125 x larger for predictions 5 x larger
+    cfg = nk.train.TrainConfig(steps=1, log_every=1)
+    losses = {}
+    for k, net in (("plain", plain), ("scaled", scaled)):
+        with torch.no_grad():
+            for p_ in net.head.parameters():
+                p_.zero_()  # both predict 0 everywhere: the loss is Eq. 2 of the targets alone
+        hist = ki67.train_kinet(net.train(), small_set, cfg, name=k, crop=32, batch_size=2, progress=False)
+        losses[k] = hist.logs["proximity"][0]
+    assert losses["scaled"] == pytest.approx(125 * losses["plain"], rel=1e-4)
+
+
+def test_choose_xi_picks_the_grid_value_with_the_best_training_f1(small_set):
+    torch.manual_seed(0)
+    net = nk.models.KiNet(base_width=2, roi_branch=False).eval()
+    grid = (0.1, 0.5, 0.9)
+    xi = ki67.choose_xi(net, small_set, radius=5.0, n_images=2, grid=grid)
+    idx = np.flatnonzero(small_set.has_nuclei)[:2]
+    cands = ki67.maps_to_candidates(ki67.predict(net, small_set.images[idx]), min_distance=2)
+    rc = [small_set.truths[i].centroids_rc for i in idx]
+    cl = [small_set.truths[i].classes for i in idx]
+    f1 = [ki67.evaluate(cands, rc, cl, radius=5.0, xi=x)["det_f1"] for x in grid]
+    assert xi == grid[int(np.argmax(f1))]
+    with pytest.raises(ValueError, match="nucleus labels"):
+        ki67.choose_xi(net, small_set.with_nucleus_fraction(0.0), radius=5.0)
+
+
 def test_train_pixel_classifier_lowers_the_loss(small_set, tmp_path, monkeypatch):
     monkeypatch.setenv("NUCLEIKIT_CHECKPOINTS", str(tmp_path))
     torch.manual_seed(0)
