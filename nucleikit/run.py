@@ -295,7 +295,9 @@ def run_chapters(
         nb = json.loads((root / c.notebook).read_text(encoding="utf-8"))
         n_cells[c.key] = len(nb["cells"]) + 1  # + papermill's injected-parameters cell
     started = time.perf_counter()
-    pending = list(runs)
+    # longest expected first, so that with several jobs the long chapters do not start last
+    expected = {c.key: c.minutes.get(profile, 0.0) for c in chapters}
+    pending = sorted(runs, key=lambda r: -expected[r.key])
     active: list[ChapterRun] = []
     bars: dict[str, Any] = {}
     position = 0
