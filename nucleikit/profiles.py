@@ -31,6 +31,7 @@ __all__ = [
     "find_chapter",
     "get",
     "knob_names",
+    "pick",
     "resolve",
 ]
 
@@ -574,6 +575,37 @@ def find_chapter(name: str | int) -> Chapter:
             return chapter
     valid = ", ".join(f"{c.number:02d} ({c.name})" for c in CHAPTERS.values())
     raise ValueError(f"unknown chapter {name!r}; valid chapters: {valid}")
+
+
+def pick(settings: Any, names: typing.Iterable[str]) -> dict[str, Any]:
+    """Return the values of ``names`` that a settings object holds (e.g. a training function's options).
+
+    Parameters
+    ----------
+    settings : Settings instance (any dataclass instance) or mapping
+        Where to read the values.
+    names : iterable of str
+        Wanted names; those the settings lack are left out.
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` in the order of ``names``.
+
+    Raises
+    ------
+    TypeError
+        For anything but a dataclass instance or a mapping.
+    """
+    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
+        values = dataclasses.asdict(settings)
+    elif isinstance(settings, Mapping):
+        values = dict(settings)
+    else:
+        raise TypeError(
+            f"settings: expected a settings dataclass or a mapping, got {type(settings).__name__}"
+        )
+    return {k: values[k] for k in names if k in values}
 
 
 def _check_profile(profile: str) -> str:

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from . import losses, metrics, synth
+from . import losses, metrics, profiles, synth
 from ._checks import check_labels, check_positive, check_probability, check_rgb, describe
 from .data import to_tensor
 from .inference import sliding_window_predict, tile_predict
@@ -623,15 +623,7 @@ def train_options(settings: Any) -> dict[str, Any]:
     dict
         ``train_unet(images, y, w, **train_options(cfg))``.
     """
-    import dataclasses
-
-    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
-        values = dataclasses.asdict(settings)
-    elif isinstance(settings, dict):
-        values = dict(settings)
-    else:
-        raise TypeError(f"settings: expected a settings dataclass or a dict, got {describe(settings)}")
-    return {k: values[k] for k in _TRAIN_OPTIONS if k in values}
+    return profiles.pick(settings, _TRAIN_OPTIONS)
 
 
 # ============================================================================================ inference

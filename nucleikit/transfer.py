@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import losses, metrics, synth
+from . import losses, metrics, profiles, synth
 from ._checks import check_positive, check_rgb, describe
 from .models import StainTransferNet, rgb_to_lab_tensor, split_lab
 from .train import History, TrainConfig, array_digest, fit
@@ -460,7 +460,7 @@ def train_options(settings: Any) -> dict[str, Any]:
 
     Parameters
     ----------
-    settings : dataclass instance or dict
+    settings : dataclass instance or mapping
         E.g. :class:`nucleikit.profiles.StainTransferSettings`; fields named like parameters of
         :func:`train_stain_transfer` are taken, the others ignored.
 
@@ -469,15 +469,7 @@ def train_options(settings: Any) -> dict[str, Any]:
     dict
         ``train_stain_transfer(pool, **train_options(cfg))``.
     """
-    import dataclasses
-
-    if dataclasses.is_dataclass(settings) and not isinstance(settings, type):
-        values = dataclasses.asdict(settings)
-    elif isinstance(settings, dict):
-        values = dict(settings)
-    else:
-        raise TypeError(f"settings: expected a settings dataclass or a dict, got {describe(settings)}")
-    return {k: values[k] for k in _TRAIN_OPTIONS if k in values}
+    return profiles.pick(settings, _TRAIN_OPTIONS)
 
 
 # ============================================================================================ test set

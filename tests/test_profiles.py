@@ -78,3 +78,11 @@ def test_settings_are_frozen():
     cfg = profiles.get("00")
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.seed = 1
+
+
+def test_pick_reads_dataclasses_and_mappings_in_the_asked_order():
+    cfg = profiles.get("03", "quick", steps=7)
+    assert profiles.pick(cfg, ["steps", "no_such_field", "seed"]) == {"steps": 7, "seed": cfg.seed}
+    assert list(profiles.pick({"b": 1, "a": 2}, ["a", "b"])) == ["a", "b"]
+    with pytest.raises(TypeError, match="settings dataclass or a mapping, got list"):
+        profiles.pick([("steps", 1)], ["steps"])

@@ -408,7 +408,7 @@ def test_train_options_picks_the_training_fields():
         "seed",
     }
     assert segment.train_options({"steps": 3, "alpha": 5.0}) == {"steps": 3}
-    with pytest.raises(TypeError, match="settings dataclass or a dict"):
+    with pytest.raises(TypeError, match="settings dataclass or a mapping, got int"):
         segment.train_options(3)
 
 
