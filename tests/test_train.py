@@ -1,0 +1,88 @@
+"""nk.train: channels-last training and map_runs (independent runs in worker processes)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import nucleikit as nk
+from nucleikit import ki67
+
+
+def _train(tmp_path, monkeypatch, *, channels_last, seed=0, name="t"):
+    monkeypatch.setenv("NUCLEIKIT_CHECKPOINTS", str(tmp_path))
+    data = ki67.make_ki67_set(2, (48, 48), mpp=1.0, d=5.0, rng=4)
+    torch.manual_seed(seed)
+    net = nk.models.KiNet(base_width=2, dropout=0.0)
+    cfg = nk.train.TrainConfig(
+        steps=3, lr=1e-2, optimizer="sgd", log_every=1, seed=seed, channels_last=channels_last
+    )  # SGD: updates linear in the gradients (Adam would amplify rounding in near-zero gradients)
+    hist = ki67.train_kinet(net, data, cfg, name=name, crop=32, batch_size=2, progress=False)
+    return net, hist
+
+
+def test_channels_last_trains_the_same_network_up_to_rounding(tmp_path, monkeypatch):
+    plain, h_plain = _train(tmp_path, monkeypatch, channels_last=False)
+    fast, h_fast = _train(tmp_path, monkeypatch, channels_last=True)
+    assert fast.head.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.head.weight.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(h_plain.logs["loss"], h_fast.logs["loss"], rtol=1e-4)
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values(), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+    # two cache entries (the flag is part of the key); loading converts the model again
+    assert len(list(tmp_path.glob("t-*.pt"))) == 2
+    again, h_again = _train(tmp_path, monkeypatch, channels_last=True)
+    assert h_again.from_cache
+    assert again.head.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def _square_pid(x, offset=0):
+    return x * x + offset, os.getpid()
+
+
+def test_map_runs_keeps_the_order_and_equals_the_sequential_results():
+    jobs = [{"x": x, "offset": 1} for x in range(7)]
+    seq = nk.train.map_runs(_square_pid, jobs, workers=1)
+    par = nk.train.map_runs(_square_pid, jobs, workers=2)
+    assert [v for v, _ in seq] == [v for v, _ in par] == [x * x + 1 for x in range(7)]
+    assert {p for _, p in seq} == {os.getpid()}
+    if nk.train.can_fork():
+        assert os.getpid() not in {p for _, p in par}  # the work happened in other processes
+    assert nk.train.map_runs(_square_pid, [], workers=2) == []
+
+
+def test_map_runs_takes_closures_and_unpicklable_arguments_and_returns_models():
+    lock_like = (lambda: None,)  # not picklable: reaches the worker by fork
+
+    def make(seed, unused):
+        torch.manual_seed(seed)
+        return torch.nn.Linear(2, 1)
+
+    nets = nk.train.map_runs(
+        make, [{"seed": 3, "unused": lock_like}, {"seed": 4, "unused": lock_like}], workers=2
+    )
+    torch.manual_seed(3)
+    ref = torch.nn.Linear(2, 1)
+    assert torch.equal(nets[0].weight, ref.weight)
+    assert not torch.equal(nets[1].weight, ref.weight)
+
+
+def _fail_on_two(x):
+    if x == 2:
+        raise FloatingPointError("job two failed")
+    return x
+
+
+def test_map_runs_reraises_a_failing_job_and_checks_its_arguments():
+    for workers in (1, 2):
+        with pytest.raises(FloatingPointError, match="job two failed"):
+            nk.train.map_runs(_fail_on_two, [{"x": x} for x in range(4)], workers=workers)
+    with pytest.raises(ValueError, match="workers: expected an integer >= 1, got 0"):
+        nk.train.map_runs(_fail_on_two, [{"x": 1}], workers=0)
+    with pytest.raises(ValueError, match=r"threads: expected an integer >= 1, got 1\.5"):
+        nk.train.map_runs(_fail_on_two, [{"x": 1}], threads=1.5)
+    with pytest.raises(ValueError, match=r"jobs\[1\]: expected a dict of keyword arguments, got int"):
+        nk.train.map_runs(_fail_on_two, [{"x": 1}, 2])
