@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -410,7 +411,9 @@ def map_runs(
     ValueError
         For ``workers`` or ``threads`` below 1 or a job that is not a dict.
     Exception
-        The first exception a job raised, re-raised here (the other workers are stopped).
+        The first exception a job raised, re-raised here; the other runs are stopped.
+    concurrent.futures.process.BrokenProcessPool
+        When a worker process died (e.g. killed for memory) instead of hanging.
 
     Notes
     -----
@@ -431,9 +434,17 @@ def map_runs(
     if workers == 1 or len(jobs) <= 1 or not can_fork():
         return [fn(**job) for job in jobs]
     _JOBS = (fn, jobs, threads)
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("fork"))
     try:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(min(workers, len(jobs))) as pool:
-            return pool.map(_run_job, range(len(jobs)), chunksize=1)
+        futures = [pool.submit(_run_job, i) for i in range(len(jobs))]
+        results = [f.result() for f in futures]
+    except BaseException:  # a job failed, a worker died, or the user interrupted: stop the other runs
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
     finally:
         _JOBS = None
+    pool.shutdown()
+    return results

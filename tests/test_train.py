@@ -86,3 +86,18 @@ def test_map_runs_reraises_a_failing_job_and_checks_its_arguments():
         nk.train.map_runs(_fail_on_two, [{"x": 1}], threads=1.5)
     with pytest.raises(ValueError, match=r"jobs\[1\]: expected a dict of keyword arguments, got int"):
         nk.train.map_runs(_fail_on_two, [{"x": 1}, 2])
+
+
+def _die(x):
+    if x == 1:
+        os._exit(3)  # a worker killed (e.g. for memory): the call must fail, not hang
+    return x
+
+
+@pytest.mark.skipif(not nk.train.can_fork(), reason="needs fork")
+def test_map_runs_fails_when_a_worker_dies():
+    from concurrent.futures.process import BrokenProcessPool
+
+    with pytest.raises(BrokenProcessPool):
+        nk.train.map_runs(_die, [{"x": x} for x in range(3)], workers=2)
+    assert nk.train.map_runs(_die, [{"x": 0}, {"x": 2}], workers=2) == [0, 2]  # usable again
