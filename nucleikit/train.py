@@ -294,6 +294,8 @@ def fit(
     """
     if config.steps < 0:
         raise ValueError(f"config.steps: expected >= 0, got {config.steps}")
+    if config.grad_clip is not None and not config.grad_clip > 0:
+        raise ValueError(f"config.grad_clip: expected a positive norm or None, got {config.grad_clip}")
     device = torch.device(device) if device is not None else get_device()
     model.to(device)
     if config.channels_last:
