@@ -43,6 +43,7 @@ __all__ = [
     "map_runs",
     "seed_everything",
     "set_threads",
+    "step_flops",
 ]
 
 
@@ -359,6 +360,69 @@ def fit(
             path,
         )
     return hist
+
+
+# ============================================================================================= compute
+def _output_tensors(out: Any) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _output_tensors(o)]
+    return []
+
+
+def step_flops(build: Callable[[], torch.nn.Module], input_shape: Sequence[int]) -> int:
+    """Floating-point operations of one training step (forward and backward) of a model, without running it.
+
+    The model is built on PyTorch's ``meta`` device (shapes only: no memory for weights or activations,
+    no arithmetic) and ``torch.utils.flop_counter.FlopCounterMode`` counts the operations of a forward
+    pass on a batch of ``input_shape`` and of the backward pass of the sum of its outputs' means. Only
+    the operations the counter knows are counted: convolutions, transposed convolutions and matrix
+    products, which dominate a CNN; normalisation, activations and the optimiser update are not.
+
+    Parameters
+    ----------
+    build : callable
+        Returns a new ``torch.nn.Module``; called once, under ``torch.device("meta")``.
+    input_shape : sequence of int
+        Shape of the input batch, e.g. ``(batch, channels, height, width)``.
+
+    Returns
+    -------
+    int
+        FLOPs of the step (a multiply-add counts as 2).
+
+    Examples
+    --------
+    >>> step_flops(lambda: torch.nn.Conv2d(3, 8, 3, padding=1), (2, 3, 16, 16))  # forward + weight grad
+    442368
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if isinstance(build, torch.nn.Module) or not callable(build):
+        raise TypeError(
+            "build: expected a function that returns a new torch.nn.Module (it is built on the meta "
+            f"device), got {type(build).__name__}"
+        )
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+        raise ValueError(f"input_shape: expected a sequence of positive integers, got {input_shape!r}")
+    with torch.device("meta"):
+        model = build()
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"build: expected it to return a torch.nn.Module, got {type(model).__name__}")
+        x = torch.empty(shape)
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        outs = [t for t in _output_tensors(model(x)) if t.is_floating_point()]
+        if not outs:
+            raise ValueError("build: the model's output holds no floating-point tensor to differentiate")
+        loss = sum(t.float().mean() for t in outs)
+        if loss.requires_grad:
+            loss.backward()
+    return int(counter.get_total_flops())
 
 
 # ========================================================================================= parallel runs

@@ -131,13 +131,20 @@ def plot_history(
     logy: bool = True,
     title: str | None = None,
 ):
-    """Plot logged training curves of a :class:`nucleikit.train.History` (or several, as a dict)."""
+    """Plot logged training curves of a :class:`nucleikit.train.History` (or several, as a dict).
+
+    On a log axis (``logy``) values that are not positive, such as a loss term that is switched off for
+    the first steps, are left out (gaps) rather than drawn down to the frame.
+    """
     ax = _ax(ax, figsize=(5, 3))
     runs = history if isinstance(history, dict) else {"": history}
     for run_name, hist in runs.items():
         for key in keys or [k for k in hist.logs if k != "lr"]:
             label = f"{run_name} {key}".strip()
-            ax.plot(hist.steps, hist.logs[key], label=label)
+            y = np.asarray(hist.logs[key], dtype=float)
+            if logy:
+                y = np.where(y > 0, y, np.nan)
+            ax.plot(hist.steps, y, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss" if not keys or len(keys) > 1 else keys[0])
     if logy:

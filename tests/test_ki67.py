@@ -433,6 +433,17 @@ def test_chapter7_plots_and_widget_smoke(small_set):
     assert ax.get_xscale() == "symlog"
     ax = nk.viz.plot_sweep(["joint", "stage-wise"], {"f1": [0.8, 0.7]})
     assert [tk.get_text() for tk in ax.get_xticklabels()] == ["joint", "stage-wise"]
+    hist = nk.train.History(
+        steps=[0, 10, 20], logs={"loss": [2.0, 1.0, 0.5], "correlation": [0.0, 0.0, 3e-4]}
+    )
+    ax = nk.viz.plot_history(hist)  # log axis: the term switched off for the first steps leaves a gap
+    corr = next(ln for ln in ax.lines if ln.get_label() == "correlation")
+    assert np.isnan(corr.get_ydata()[:2]).all()
+    assert corr.get_ydata()[2] == 3e-4
+    assert hist.logs["correlation"] == [0.0, 0.0, 3e-4]  # the history itself is untouched
+    ax = nk.viz.plot_history(hist, logy=False)
+    lin = next(ln for ln in ax.lines if ln.get_label() == "correlation")
+    assert list(lin.get_ydata()) == [0.0, 0.0, 3e-4]
     cands = ki67.maps_to_candidates(small_set.targets[:1], min_distance=2)
     rc, cls = small_set.points()
     w = nk.widgets.xi_widget(small_set.images[0], cands, rc[:1], cls[:1], radius=5.0, curve=(p, r))

@@ -101,3 +101,36 @@ def test_map_runs_fails_when_a_worker_dies():
     with pytest.raises(BrokenProcessPool):
         nk.train.map_runs(_die, [{"x": x} for x in range(3)], workers=2)
     assert nk.train.map_runs(_die, [{"x": 0}, {"x": 2}], workers=2) == [0, 2]  # usable again
+
+
+# ---------------------------------------------------------------------------------------- step_flops
+def test_step_flops_counts_a_convolution_and_a_linear_layer_by_hand():
+    # forward 2 * C_in * C_out * k^2 * H * W * B, and the same again for the weight gradient (the input
+    # needs no gradient)
+    conv = 2 * 3 * 8 * 9 * 16 * 16 * 2
+    assert nk.train.step_flops(lambda: torch.nn.Conv2d(3, 8, 3, padding=1), (2, 3, 16, 16)) == 2 * conv
+    # a layer with 10^10 weights (40 GB in float32): counted on the meta device, nothing is allocated
+    assert (
+        nk.train.step_flops(lambda: torch.nn.Linear(100_000, 100_000, bias=False), (1, 100_000)) == 4 * 10**10
+    )
+
+
+def test_step_flops_scales_with_width_and_input_area():
+    base = nk.train.step_flops(lambda: nk.models.KiNet(base_width=8), (2, 3, 64, 64))
+    wide = nk.train.step_flops(lambda: nk.models.KiNet(base_width=16), (2, 3, 64, 64))
+    big = nk.train.step_flops(lambda: nk.models.KiNet(base_width=8), (2, 3, 128, 128))
+    assert 3.5 < wide / base < 4.1  # convolutions dominate: channels in x channels out
+    assert 3.9 < big / base < 4.1
+    no_roi = nk.train.step_flops(lambda: nk.models.KiNet(base_width=8, roi_branch=False), (2, 3, 64, 64))
+    assert no_roi < base
+
+
+def test_step_flops_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="input_shape"):
+        nk.train.step_flops(lambda: torch.nn.Conv2d(3, 8, 3), (0, 3, 16, 16))
+    with pytest.raises(ValueError, match="input_shape"):
+        nk.train.step_flops(lambda: torch.nn.Conv2d(3, 8, 3), "2x3x16x16")
+    with pytest.raises(TypeError, match="build"):
+        nk.train.step_flops(torch.nn.Conv2d(3, 8, 3), (2, 3, 16, 16))
+    with pytest.raises(TypeError, match=r"torch\.nn\.Module, got int"):
+        nk.train.step_flops(lambda: 3, (2, 3, 16, 16))
