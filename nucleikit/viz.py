@@ -94,16 +94,21 @@ def plot_points(
     """Scatter (row, col) points on an image's Axes, coloured by class."""
     ax = _ax(ax)
     pts = np.asarray(points_rc, dtype=float).reshape(-1, 2)
+    filled = plt.matplotlib.markers.MarkerStyle(marker).is_filled()
+
+    def colors(col: str) -> dict[str, Any]:
+        # a line marker ("x", "+") has no face: give it one colour (edge colours would be ignored, noisily)
+        return {"edgecolors": col, "facecolors": facecolor or col} if filled else {"color": col}
+
     if classes is None:
         ax.scatter(
             pts[:, 1],
             pts[:, 0],
             s=size,
             marker=marker,
-            edgecolors=CLASS_COLORS[0],
-            facecolors=facecolor or CLASS_COLORS[0],
             linewidths=1.0,
             label=label,
+            **colors(CLASS_COLORS[0]),
         )
         return ax
     classes = np.asarray(classes)
@@ -111,16 +116,7 @@ def plot_points(
         sel = classes == k
         col = CLASS_COLORS[int(k) % len(CLASS_COLORS)]
         name = class_names[int(k)] if class_names is not None else str(k)
-        ax.scatter(
-            pts[sel, 1],
-            pts[sel, 0],
-            s=size,
-            marker=marker,
-            edgecolors=col,
-            facecolors=facecolor or col,
-            linewidths=1.0,
-            label=name,
-        )
+        ax.scatter(pts[sel, 1], pts[sel, 0], s=size, marker=marker, linewidths=1.0, label=name, **colors(col))
     return ax
 
 

@@ -449,3 +449,27 @@ def test_chapter7_plots_and_widget_smoke(small_set):
     w = nk.widgets.xi_widget(small_set.images[0], cands, rc[:1], cls[:1], radius=5.0, curve=(p, r))
     w.children[0].value = 0.9  # moving the slider redraws without error
     plt.close("all")
+
+
+def test_plot_points_colours_line_markers_without_warnings():
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts, cls = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns when an unfilled marker gets edge colours
+        for marker in ("x", "+", "o"):
+            ax = nk.viz.plot_points(pts, cls, marker=marker)
+            nk.viz.plot_points(pts, marker=marker, ax=ax)
+            want = matplotlib.colors.to_rgba(nk.viz.CLASS_COLORS[1])
+            got = (
+                ax.collections[1].get_edgecolor()[0]
+                if marker == "o"
+                else ax.collections[1].get_facecolor()[0]
+            )
+            assert tuple(got) == pytest.approx(want)
+            plt.close("all")
